@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+import torch
+
 from ..lattice import checkerboard, lattice_shape
 from .base import Flow, FlowModel
 from .coupling import AffineCoupling
@@ -44,10 +46,17 @@ class RealNVPConfig:
         return d
 
 
-def build_real_nvp(config: RealNVPConfig | None = None, **overrides) -> FlowModel:
+def build_real_nvp(
+    config: RealNVPConfig | None = None, seed: int | None = None, **overrides
+) -> FlowModel:
     """Build a real NVP :class:`FlowModel` for scalar fields ``(B, L, L)``.
 
     Layer ``i`` freezes the sites of parity ``i % 2`` and updates the others.
+
+    Args:
+        config: the architecture; keyword ``overrides`` replace its fields.
+        seed: initialise the weights from this seed without touching the global RNG
+            (``None`` uses the global RNG, as ``torch.nn`` does).
 
     Example:
         >>> model = build_real_nvp(L=8, n_layers=4)
@@ -55,11 +64,14 @@ def build_real_nvp(config: RealNVPConfig | None = None, **overrides) -> FlowMode
     """
     config = RealNVPConfig(**{**(config.to_dict() if config else {}), **overrides})
     shape = (config.L, config.L)
-    layers = []
-    for i in range(config.n_layers):
-        mask = checkerboard(shape, parity=i % 2)
-        net = ConvNet(1, 2, config.hidden, config.kernel_size, config.final_tanh)
-        layers.append(AffineCoupling(net, mask))
+    with torch.random.fork_rng(devices=[], enabled=seed is not None):
+        if seed is not None:
+            torch.manual_seed(seed)
+        layers = []
+        for i in range(config.n_layers):
+            mask = checkerboard(shape, parity=i % 2)
+            net = ConvNet(1, 2, config.hidden, config.kernel_size, config.final_tanh)
+            layers.append(AffineCoupling(net, mask))
     model = FlowModel(NormalPrior(shape), Flow(layers))
     model.config = config
     return model
