@@ -1,0 +1,60 @@
+"""Input conversion shared by the analysis modules: numpy or torch in, checked float64 out."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["as_float_array", "check_log_weights"]
+
+
+def as_float_array(data, name: str = "data", allow_inf: bool = False) -> np.ndarray:
+    """Return ``data`` (numpy array, torch tensor, or nested sequence) as a float64 array.
+
+    Torch tensors are detached and copied to the CPU; torch is never imported here.
+
+    Args:
+        data: array-like of real numbers.
+        name: what to call the argument in error messages.
+        allow_inf: accept ``±inf`` entries (NaN is always rejected).
+
+    Raises:
+        TypeError: for complex or non-numeric input.
+        ValueError: for NaN (or infinite, unless ``allow_inf``) entries.
+    """
+    if hasattr(data, "detach") and hasattr(data, "cpu"):  # a torch.Tensor
+        data = data.detach().cpu()
+        if data.is_complex():
+            raise TypeError(f"{name} must be real, got a complex tensor of dtype {data.dtype}.")
+        data = data.double().numpy()
+    if np.iscomplexobj(data):
+        raise TypeError(f"{name} must be real, got complex values.")
+    try:
+        arr = np.asarray(data, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name} must be an array of real numbers ({err}).") from err
+    if np.isnan(arr).any():
+        raise ValueError(f"{name} contains NaN at {int(np.isnan(arr).sum())} position(s).")
+    if not allow_inf and np.isinf(arr).any():
+        raise ValueError(f"{name} contains inf at {int(np.isinf(arr).sum())} position(s).")
+    return arr
+
+
+def check_log_weights(log_weights, name: str = "log_weights") -> np.ndarray:
+    """Return log importance weights as a 1D float64 array, checked.
+
+    ``-inf`` (weight zero) is allowed; NaN and ``+inf`` are not, and at least one
+    weight must be nonzero.
+
+    Raises:
+        ValueError: for empty, non-1D, NaN, ``+inf`` or all ``-inf`` input.
+    """
+    logw = as_float_array(log_weights, name, allow_inf=True)
+    if logw.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional (B,), got shape {logw.shape}.")
+    if logw.size == 0:
+        raise ValueError(f"{name} is empty; need at least one sample.")
+    if np.isposinf(logw).any():
+        raise ValueError(f"{name} contains +inf: an infinite importance weight has no estimate.")
+    if np.isneginf(logw).all():
+        raise ValueError(f"all entries of {name} are -inf, so every weight is zero.")
+    return logw
