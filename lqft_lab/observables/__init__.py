@@ -1,0 +1,45 @@
+"""Observables: measurements on sampled fields, shaped for error analysis.
+
+Contract: *per-configuration* observables take a batch ``(B, *lattice)`` and return
+``(B,)`` (one number per configuration, on the input's device); *ensemble* observables take
+an ensemble ``(N, *lattice)`` of samples of one distribution and return an estimate of an
+expectation value (a tensor, or a Python float for scalar summaries). Errors of derived
+quantities come from per-configuration primaries fed to the Γ-method, see
+:mod:`lqft_lab.observables.scalar`.
+"""
+
+from .scalar import (
+    DERIVED,
+    abs_magnetization,
+    binder_from_means,
+    chi2,
+    chi2_from_means,
+    connected_two_point,
+    derived_observable,
+    effective_mass,
+    ising_energy,
+    ising_energy_from_means,
+    magnetization,
+    phi4_primaries,
+    stack_primaries,
+    two_point,
+    zero_momentum_correlator,
+)
+
+__all__ = [
+    "DERIVED",
+    "abs_magnetization",
+    "binder_from_means",
+    "chi2",
+    "chi2_from_means",
+    "connected_two_point",
+    "derived_observable",
+    "effective_mass",
+    "ising_energy",
+    "ising_energy_from_means",
+    "magnetization",
+    "phi4_primaries",
+    "stack_primaries",
+    "two_point",
+    "zero_momentum_correlator",
+]

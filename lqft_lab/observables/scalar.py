@@ -1,0 +1,287 @@
+"""Observables of real scalar fields ``(B, *lattice)``: magnetisation, correlators, χ₂, E.
+
+Contract. *Per-configuration* observables take a batch ``(B, *lattice)`` and return one
+value per configuration, ``(B,)`` (or ``(B, *lattice)`` for :func:`two_point`), on the
+input's device and dtype. *Ensemble* observables (:func:`connected_two_point`,
+:func:`chi2`, :func:`ising_energy`) treat the batch as a set of ``N >= 2`` samples of one
+distribution and average over it: they estimate expectation values. Field-valued ensemble
+results are tensors on the input's device; scalar summaries (:func:`chi2`,
+:func:`ising_energy`) are Python floats. Lattices are periodic, of any dimension ``d``;
+direction 0 is Euclidean time.
+
+Definitions (arXiv:1904.12072 sec. IV, arXiv:2101.08176), with ``V`` the lattice volume:
+
+    M = (1/V) Σ_x φ_x,
+    G_c(x) = (1/V) Σ_y [⟨φ_y φ_{y+x}⟩ - ⟨φ_y⟩⟨φ_{y+x}⟩],
+    χ₂ = Σ_x G_c(x) = V (⟨M²⟩ - ⟨M⟩²),
+    E = (1/d) Σ_μ G_c(μ̂),
+    C(t) = Σ_x⃗ G_c(t, x⃗),   m_eff(t) = arccosh[(C(t-1) + C(t+1)) / (2 C(t))].
+
+Error bars. Derived quantities such as χ₂ are nonlinear functions of means, so their errors
+need the Γ-method (or jackknife) on *primary* per-configuration series. Use
+:func:`phi4_primaries` on a Markov chain, pick the primaries that a derived quantity needs
+with :func:`derived_observable`, and hand both to the analysis module::
+
+    prim = phi4_primaries(chain)                      # chain (N, L, L) in Markov order
+    keys, f = derived_observable("chi2", volume=L * L)
+    data = stack_primaries(prim, keys).cpu().numpy()  # (N, K)
+    res = gamma_method(data[:, None, :], f=f)         # data (N, R=1, K); f(means) -> float
+
+The derived functions assume translation invariance, ``⟨φ_y⟩ = ⟨M⟩`` for every ``y``, so
+that ``G_c(μ̂) = ⟨nn_μ⟩ - ⟨M⟩²``. On a finite ensemble this differs from the site-resolved
+estimator in :func:`ising_energy` by terms of order ``1/N``; both converge to the same value.
+
+References:
+    M. S. Albergo, G. Kanwar, P. E. Shanahan, "Flow-based generative models for Markov chain
+    Monte Carlo in lattice field theory", arXiv:1904.12072, sec. IV and eq. (21).
+    M. S. Albergo et al., "Introduction to Normalizing Flows for Lattice Field Theory",
+    arXiv:2101.08176.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from ..lattice import check_field, shift
+
+__all__ = [
+    "magnetization",
+    "abs_magnetization",
+    "two_point",
+    "connected_two_point",
+    "zero_momentum_correlator",
+    "effective_mass",
+    "chi2",
+    "ising_energy",
+    "phi4_primaries",
+    "stack_primaries",
+    "chi2_from_means",
+    "ising_energy_from_means",
+    "binder_from_means",
+    "DERIVED",
+    "derived_observable",
+]
+
+
+def magnetization(phi: torch.Tensor) -> torch.Tensor:
+    """Per-configuration magnetisation ``M = (1/V) Σ_x φ_x``, shape ``(B,)``."""
+    check_field(phi, name="phi")
+    return phi.flatten(1).mean(dim=1)
+
+
+def abs_magnetization(phi: torch.Tensor) -> torch.Tensor:
+    """Per-configuration ``|M|``, shape ``(B,)`` (nonzero even where ``⟨M⟩ = 0`` by Z₂)."""
+    return magnetization(phi).abs()
+
+
+def two_point(phi: torch.Tensor) -> torch.Tensor:
+    """Per-configuration translation-averaged product ``(1/V) Σ_y φ_y φ_{y+x}``.
+
+    Computed as a circular autocorrelation by FFT: with ``φ̃(p) = Σ_y φ_y e^{-ipy}``,
+    ``Σ_y φ_y φ_{y+x} = (1/V) Σ_p |φ̃(p)|² e^{ipx}``. Symmetric under ``x → -x``.
+
+    Args:
+        phi: fields ``(B, *lattice)``, float32 or float64.
+
+    Returns:
+        ``(B, *lattice)``, indexed by the separation ``x`` (``[..., 0, 0]`` is ``x = 0``).
+    """
+    check_field(phi, name="phi")
+    dims = tuple(range(1, phi.dim()))
+    lattice = phi.shape[1:]
+    power = torch.fft.rfftn(phi, dim=dims).abs() ** 2  # (B, ..., L_{d-1}//2 + 1)
+    return torch.fft.irfftn(power, s=lattice, dim=dims) / lattice.numel()
+
+
+def _check_ensemble(phi: torch.Tensor) -> None:
+    check_field(phi, name="phi")
+    if phi.shape[0] < 2:
+        raise ValueError(
+            f"an ensemble estimate needs at least 2 configurations, got {phi.shape[0]}"
+        )
+
+
+def connected_two_point(phi: torch.Tensor) -> torch.Tensor:
+    """Ensemble estimate of the connected correlator ``G_c(x)``, shape ``(*lattice)``.
+
+    ``G_c(x) = (1/V) Σ_y [⟨φ_y φ_{y+x}⟩ - ⟨φ_y⟩⟨φ_{y+x}⟩]`` with ``⟨·⟩`` the plain average
+    over the ``N`` samples (site-resolved means, no translation-invariance assumption).
+    The subtracted product of sample means makes the estimator biased by ``O(1/N)``.
+
+    Args:
+        phi: an ensemble ``(N, *lattice)`` of samples, ``N >= 2``.
+
+    Example:
+        >>> G = connected_two_point(torch.randn(100, 8, 8, dtype=torch.float64))
+        >>> G.shape
+        torch.Size([8, 8])
+    """
+    _check_ensemble(phi)
+    mean_field = phi.mean(dim=0, keepdim=True)  # (1, *lattice)
+    return two_point(phi).mean(dim=0) - two_point(mean_field)[0]
+
+
+def zero_momentum_correlator(G: torch.Tensor, batched: bool = False) -> torch.Tensor:
+    """Project a correlator onto zero spatial momentum: ``C(t) = Σ_x⃗ G(t, x⃗)``.
+
+    Time is lattice direction 0. For a one-dimensional lattice ``C = G``.
+
+    Args:
+        G: a correlator ``(*lattice)``, or ``(B, *lattice)`` when ``batched``.
+        batched: whether the first dimension of ``G`` is a batch.
+
+    Returns:
+        ``(L_0,)``, or ``(B, L_0)`` when ``batched``.
+    """
+    if not isinstance(G, torch.Tensor) or not G.is_floating_point():
+        raise TypeError("G must be a floating-point torch.Tensor")
+    time_dim = 1 if batched else 0
+    if G.dim() < time_dim + 1:
+        raise ValueError(f"G has too few dimensions for batched={batched}: {tuple(G.shape)}")
+    spatial = tuple(range(time_dim + 1, G.dim()))
+    return G.sum(dim=spatial) if spatial else G.clone()
+
+
+def effective_mass(C: torch.Tensor) -> torch.Tensor:
+    """Pole-mass estimator ``m_eff(t) = arccosh[(C(t-1) + C(t+1)) / (2 C(t))]``.
+
+    The correlator is periodic, so ``C(-1) = C(L_0-1)`` and ``C(L_0) = C(0)``; the result
+    has the shape of ``C`` and index ``t`` holds ``m_eff(t)`` for ``t = 0, …, L_0 - 1``.
+    ``t = 0`` contains the contact term of the source and is not a mass estimate; for the
+    free field every ``t = 1, …, L_0 - 1`` gives the pole mass exactly (see
+    :func:`lqft_lab.exact.free_field_pole_mass`). Entries whose argument is below 1 (noise,
+    or ``C(t) <= 0``) are NaN.
+
+    Args:
+        C: zero-momentum correlator ``(..., L_0)``, time along the last axis, ``L_0 >= 3``.
+
+    References:
+        arXiv:1904.12072 eq. (21); arXiv:2101.08176.
+    """
+    if not isinstance(C, torch.Tensor) or not C.is_floating_point():
+        raise TypeError("C must be a floating-point torch.Tensor")
+    if C.dim() < 1 or C.shape[-1] < 3:
+        raise ValueError(f"C needs at least 3 time slices along its last axis, got {C.shape}")
+    arg = (torch.roll(C, 1, dims=-1) + torch.roll(C, -1, dims=-1)) / (2 * C)
+    nan = torch.full_like(arg, float("nan"))
+    return torch.where(arg >= 1, torch.arccosh(arg.clamp(min=1)), nan)
+
+
+def chi2(phi: torch.Tensor) -> float:
+    """Two-point susceptibility ``χ₂ = Σ_x G_c(x) = V (⟨M²⟩ - ⟨M⟩²)`` of an ensemble.
+
+    Args:
+        phi: an ensemble ``(N, *lattice)``, ``N >= 2``.
+
+    Returns:
+        A Python float (biased by ``O(1/N)`` like :func:`connected_two_point`).
+    """
+    _check_ensemble(phi)
+    M = magnetization(phi)
+    volume = phi[0].numel()
+    return float(volume * ((M**2).mean() - M.mean() ** 2))
+
+
+def ising_energy(phi: torch.Tensor) -> float:
+    """Ising energy density ``E = (1/d) Σ_μ G_c(μ̂)`` of an ensemble, as a Python float.
+
+    Uses the site-resolved :func:`connected_two_point`; ``μ̂`` is the unit vector in
+    direction ``μ``.
+
+    Args:
+        phi: an ensemble ``(N, *lattice)``, ``N >= 2``.
+    """
+    G = connected_two_point(phi)
+    dim = G.dim()
+    total = 0.0
+    for mu in range(dim):
+        index = tuple(1 if nu == mu else 0 for nu in range(dim))
+        total += float(G[index])
+    return total / dim
+
+
+def phi4_primaries(phi: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-configuration primary series for error analysis, each of shape ``(B,)``.
+
+    Keys: ``"M"`` (magnetisation), ``"M2"`` (``M²``), ``"M4"`` (``M⁴``), ``"absM"``
+    (``|M|``), ``"phi2"`` (``(1/V) Σ_x φ_x²``) and ``"nn"`` (nearest-neighbour product
+    ``(1/d) Σ_μ (1/V) Σ_x φ_x φ_{x+μ}``). Means of these feed the functions in
+    :data:`DERIVED`.
+
+    Args:
+        phi: fields ``(B, *lattice)``; for autocorrelated chains keep Markov order.
+    """
+    check_field(phi, name="phi")
+    dim = phi.dim() - 1
+    M = magnetization(phi)
+    nn = sum(phi * shift(phi, mu) for mu in range(dim)).flatten(1).mean(dim=1) / dim
+    return {
+        "M": M,
+        "M2": M**2,
+        "M4": M**4,
+        "absM": M.abs(),
+        "phi2": (phi**2).flatten(1).mean(dim=1),
+        "nn": nn,
+    }
+
+
+def stack_primaries(primaries: dict[str, torch.Tensor], keys: Sequence[str]) -> torch.Tensor:
+    """Stack the named primary series into ``(N, K)``, columns in the order of ``keys``."""
+    missing = [k for k in keys if k not in primaries]
+    if missing:
+        raise ValueError(f"unknown primaries {missing}; available: {sorted(primaries)}")
+    return torch.stack([primaries[k] for k in keys], dim=-1)  # (N, K)
+
+
+def chi2_from_means(means, volume: int):
+    """``χ₂ = V (⟨M2⟩ - ⟨M⟩²)`` from the means ``[⟨M⟩, ⟨M2⟩]``."""
+    return volume * (means[1] - means[0] ** 2)
+
+
+def ising_energy_from_means(means):
+    """``E = ⟨nn⟩ - ⟨M⟩²`` from the means ``[⟨M⟩, ⟨nn⟩]`` (assumes ``⟨φ_y⟩ = ⟨M⟩``)."""
+    return means[1] - means[0] ** 2
+
+
+def binder_from_means(means):
+    """Binder cumulant ``U₄ = 1 - ⟨M4⟩ / (3 ⟨M2⟩²)`` from the means ``[⟨M2⟩, ⟨M4⟩]``."""
+    return 1 - means[1] / (3 * means[0] ** 2)
+
+
+#: Derived observables: name -> (primary keys in order, function of their means, needs V).
+DERIVED: dict[str, tuple[tuple[str, ...], Callable, bool]] = {
+    "chi2": (("M", "M2"), chi2_from_means, True),
+    "E": (("M", "nn"), ising_energy_from_means, False),
+    "binder": (("M2", "M4"), binder_from_means, False),
+}
+
+
+def derived_observable(
+    name: str, volume: int | None = None
+) -> tuple[tuple[str, ...], Callable[[np.ndarray], float]]:
+    """Primary keys and a function ``f(means) -> value`` for a derived observable.
+
+    ``f`` takes the K-vector of means of ``stack_primaries(prim, keys)``, as the
+    Γ-method's ``f`` argument expects; the volume is bound in where needed.
+
+    Args:
+        name: one of ``DERIVED`` (``"chi2"``, ``"E"``, ``"binder"``).
+        volume: lattice volume ``V``, required for ``"chi2"``.
+
+    Example:
+        >>> keys, f = derived_observable("chi2", volume=64)
+        >>> keys
+        ('M', 'M2')
+    """
+    if name not in DERIVED:
+        raise ValueError(f"unknown derived observable {name!r}; choose from {sorted(DERIVED)}")
+    keys, fn, needs_volume = DERIVED[name]
+    if not needs_volume:
+        return keys, fn
+    if volume is None or int(volume) < 1:
+        raise ValueError(f"{name!r} needs the lattice volume, got volume={volume}")
+    V = int(volume)
+    return keys, lambda means: fn(means, V)
