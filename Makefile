@@ -1,0 +1,67 @@
+# The commands README.md names. Every target sets up .venv first, so on a fresh machine
+# `make lab` and `make test` are all a newcomer types.
+#
+#   make lab             JupyterLab on notebooks/
+#   make test            the whole test suite, notebooks included (what CI runs)
+#   make notebooks       execute every notebook headless (fast mode) into build/notebooks/
+#   make notebooks-full  the published-scale run (--mode full --device auto)
+#   make gpu             GPU tests and the full notebook run on CUDA
+#   make lint            ruff
+#   make clean           remove build outputs (keeps .venv)
+#
+# torch is installed first and pinned to a CPU-only wheel by default; on a GPU machine pick
+# the build with TORCH_SPEC, e.g. `make gpu TORCH_SPEC=torch` (PyPI's Linux default is CUDA).
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+TORCH_SPEC ?= torch==2.13.0
+PYTEST_ARGS ?=
+
+.PHONY: venv lab test notebooks notebooks-full gpu lint clean
+
+venv: $(STAMP)
+
+# Re-install only when pyproject.toml changed since the last install.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install '$(TORCH_SPEC)'
+	$(PY) -m pip install -e '.[dev]'
+	touch $(STAMP)
+
+# The file browser starts in notebooks/ and can reach the rest of the repository (data/).
+# Jupyter refuses to run as root without --allow-root; containers often run as root.
+lab: venv
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir='$(CURDIR)' \
+		--LabApp.default_url=/lab/tree/notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
+
+# Headless runs need no environment here: pyproject.toml's pytest section sets
+# MPLBACKEND=Agg and LQFT_LAB_HEADLESS=1 for every pytest run (nbval's kernels included),
+# and `python -m lqft_lab notebooks` gives its kernels LQFT_LAB_HEADLESS=1 itself.
+
+# pytest's configuration (pyproject.toml) collects tests/ and, through nbval, notebooks/.
+test: venv
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+notebooks: venv
+	$(PY) -m lqft_lab notebooks --mode fast
+
+notebooks-full: venv
+	$(PY) -m lqft_lab notebooks --mode full --device auto
+
+# pytest exits 5 when no test is selected, i.e. when none is marked gpu: not a failure here.
+gpu: venv
+	$(PY) -m pip install '$(TORCH_SPEC)'
+	$(PY) -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else \
+		f'torch {torch.__version__} in .venv cannot use CUDA; reinstall a CUDA build of torch')"
+	$(PY) -m pytest -m gpu $(PYTEST_ARGS) || [ $$? -eq 5 ]
+	$(PY) -m lqft_lab notebooks --mode full --device cuda
+
+lint: venv
+	$(PY) -m ruff check lqft_lab tests
+	$(PY) -m ruff format --check lqft_lab tests
+
+clean:
+	rm -rf build .pytest_cache .ruff_cache
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +

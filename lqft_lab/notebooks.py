@@ -1,0 +1,318 @@
+"""Run the numbered notebooks headless and collect the figures they record.
+
+The contract between a notebook and its runner:
+
+- A notebook is ``notebooks/NN_topic.ipynb``. Its first code cell is tagged ``parameters``
+  and defines at least ``mode = "fast"`` and ``device = "auto"``; the runner overrides them
+  (papermill injects a cell after it), plus any ``extra_parameters``.
+- A notebook reports its key figures with :func:`record` (``record("ess", ess)``). In an
+  interactive session that only keeps them in this process (:func:`recorded`); under the
+  runner, ``LQFT_LAB_RECORD`` names a JSON file and every call merges ``{name: value}``
+  into it, so figures recorded before a failure survive it.
+- :func:`run_notebooks` executes each notebook in a fresh kernel whose working directory is
+  the notebooks folder (relative paths such as ``../data`` work), with
+  ``LQFT_LAB_HEADLESS=1`` (dashboards draw one static figure instead of live widgets) and
+  matplotlib's inline backend, so the executed copies keep their figures. It writes the
+  executed copies and ``metrics.json`` into ``out``::
+
+      {"01_phi4_real_nvp": {"ess": 0.43, ...},
+       "_meta": {"01_phi4_real_nvp": {"wall_s": 81.2, "mode": "fast", "device": "cpu",
+                                      "status": "ok"}}}
+
+  Only notebooks that ran to the end contribute figures; a failed one appears in
+  ``_meta`` with ``"status": "failed"`` and its error, and the run raises
+  :class:`NotebookFailed` after all selected notebooks have been tried.
+
+The kernel is always the interpreter running this module (``sys.executable``), whatever
+kernelspecs named ``python3`` exist elsewhere on the machine: the runner hands nbclient a
+kernel manager whose kernelspec is built in memory from ``ipykernel``'s own (the same thing
+nbval's ``--nbval-current-env`` does), so ``make notebooks`` runs the notebooks against the
+``.venv`` it just installed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "MODES",
+    "DEVICES",
+    "NotebookFailed",
+    "find_notebooks",
+    "record",
+    "recorded",
+    "run_notebooks",
+]
+
+MODES = ("fast", "full")
+DEVICES = ("auto", "cpu", "cuda")
+
+RECORD_ENV = "LQFT_LAB_RECORD"
+HEADLESS_ENV = "LQFT_LAB_HEADLESS"
+_INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
+_MAX_LIST = 1000  # records are figures, not data sets
+
+_recorded: dict[str, Any] = {}
+
+
+# --------------------------------------------------------------------------- record()
+
+
+def _to_json(value: Any, name: str) -> Any:
+    """Turn a figure into plain JSON: scalars, strings, bools, None and (nested) small lists."""
+    if hasattr(value, "tolist"):  # torch tensors, numpy arrays and numpy scalars
+        value = value.tolist()
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        # JSON has no NaN/inf; a NaN figure is still worth recording (the check reads null).
+        return value if math.isfinite(value) else None
+    if isinstance(value, (list, tuple)):
+        return [_to_json(v, name) for v in value]
+    raise TypeError(
+        f"record({name!r}, ...) takes numbers, strings, bools or small lists, "
+        f"got {type(value).__name__}"
+    )
+
+
+def _size(plain: Any) -> int:
+    """Number of scalars in a converted figure (nested lists count all their entries)."""
+    return sum(map(_size, plain)) if isinstance(plain, list) else 1
+
+
+def _merge_into(path: Path, entries: Mapping[str, Any]) -> None:
+    """Merge ``entries`` into the JSON object at ``path``, replacing the file atomically."""
+    data = {}
+    if path.exists() and path.stat().st_size > 0:
+        data = json.loads(path.read_text())
+    data.update(entries)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1, allow_nan=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def record(name: str, value: Any) -> Any:
+    """Record a key figure of the running notebook.
+
+    The figure is kept in this process (see :func:`recorded`) and, when the environment
+    variable ``LQFT_LAB_RECORD`` names a JSON file (the runner sets it), merged into it.
+
+    Args:
+        name: non-empty name of the figure, e.g. ``"ess"``.
+        value: a number (torch and numpy scalars become Python numbers; NaN and ±inf are
+            stored as ``null``), a string, a bool, ``None``, or a small list of these
+            (a small tensor or array is turned into one).
+
+    Returns:
+        ``value``, unchanged.
+
+    Raises:
+        ValueError: for an empty name or a list of more than 1000 entries in all.
+        TypeError: for a value that is not one of the above.
+
+    Example:
+        >>> record("acceptance", 0.61)
+        0.61
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"record() needs a non-empty string name, got {name!r}")
+    plain = _to_json(value, name)
+    if (n := _size(plain)) > _MAX_LIST:
+        raise ValueError(
+            f"record({name!r}, ...) got {n} numbers; records are figures, keep them "
+            f"to at most {_MAX_LIST} (save data sets with lqft_lab.io instead)"
+        )
+    _recorded[name] = plain
+    target = os.environ.get(RECORD_ENV)
+    if target:
+        _merge_into(Path(target), {name: plain})
+    return value
+
+
+def recorded() -> dict[str, Any]:
+    """Return a copy of the figures recorded so far in this process."""
+    return dict(_recorded)
+
+
+# --------------------------------------------------------------------------- the runner
+
+
+class NotebookFailed(RuntimeError):
+    """One or more notebooks raised; ``failures`` maps each one's name to its error.
+
+    ``metrics`` holds what was written to ``metrics.json``: the figures of the notebooks
+    that passed and ``_meta`` for all of them.
+    """
+
+    def __init__(self, failures: dict[str, str], metrics: dict, metrics_path: Path):
+        self.failures = failures
+        self.metrics = metrics
+        self.metrics_path = metrics_path
+        lines = [f"{len(failures)} notebook(s) failed:"]
+        lines += [f"  {name}: {msg}" for name, msg in failures.items()]
+        lines.append(f"figures of the notebooks that passed: {metrics_path}")
+        super().__init__("\n".join(lines))
+
+
+def find_notebooks(notebooks_dir: str | os.PathLike = "notebooks") -> list[Path]:
+    """Return the numbered notebooks ``NN_*.ipynb`` in ``notebooks_dir``, sorted."""
+    folder = Path(notebooks_dir)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"notebook folder {str(folder)!r} does not exist")
+    return sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+
+
+def _select(notebooks: list[Path], only: Iterable[str] | None) -> list[Path]:
+    """Keep the notebooks named in ``only`` by number (``"01"``) or stem (``"01_phi4..."``)."""
+    if only is None:
+        return notebooks
+    if isinstance(only, str):
+        only = [only]
+    chosen, unknown = set(), []
+    for key in only:
+        key = key.removesuffix(".ipynb")
+        hits = [nb for nb in notebooks if key in (nb.stem, nb.stem.split("_", 1)[0])]
+        if not hits:
+            unknown.append(key)
+        chosen.update(hits)
+    if unknown:
+        available = ", ".join(nb.stem for nb in notebooks) or "none"
+        raise ValueError(f"unknown notebook(s) {', '.join(unknown)}; available: {available}")
+    return [nb for nb in notebooks if nb in chosen]
+
+
+def _kernel_manager_class(env: Mapping[str, str]) -> type:
+    """A kernel manager that starts ``sys.executable``'s ipykernel with ``env`` added."""
+    from ipykernel.kernelspec import get_kernel_dict
+    from jupyter_client.kernelspec import KernelSpec
+    from jupyter_client.manager import AsyncKernelManager
+
+    spec = get_kernel_dict()
+    # The kernel's own log (e.g. ipykernel 7's notice about unencrypted local TCP) is not part
+    # of the notebook; keep errors only so a headless run prints just its progress.
+    spec = KernelSpec(
+        **{**spec, "argv": [*spec["argv"], "--IPKernelApp.log_level=ERROR"], "env": dict(env)}
+    )
+
+    class ThisInterpreterKernelManager(AsyncKernelManager):
+        @property
+        def kernel_spec(self) -> KernelSpec:
+            return spec
+
+    return ThisInterpreterKernelManager
+
+
+def _describe(err: Exception) -> str:
+    """One line for a notebook's failure: the exception the cell raised, or the runner's."""
+    ename = getattr(err, "ename", None)  # papermill.PapermillExecutionError
+    if ename:
+        where = f" in cell [{err.exec_count}]" if getattr(err, "exec_count", None) else ""
+        evalue = str(getattr(err, "evalue", "")).strip().splitlines()
+        return f"{ename}{where}: {evalue[0] if evalue else ''}".rstrip(": ")
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def run_notebooks(
+    mode: str = "fast",
+    device: str = "auto",
+    only: Iterable[str] | None = None,
+    out: str | os.PathLike = "build/notebooks",
+    notebooks_dir: str | os.PathLike = "notebooks",
+    extra_parameters: Mapping[str, Any] | None = None,
+    progress: bool = True,
+    timeout: float | None = None,
+) -> dict:
+    """Execute the numbered notebooks with papermill and collect their recorded figures.
+
+    Args:
+        mode: ``"fast"`` (CPU, minutes: what the tests run) or ``"full"`` (the
+            published-scale run).
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``; passed to each notebook's ``device``.
+        only: notebooks to run, by number (``"01"``) or stem; all when ``None``.
+        out: folder for the executed copies and ``metrics.json``.
+        notebooks_dir: folder holding ``NN_*.ipynb``.
+        extra_parameters: more values for the notebooks' ``parameters`` cells (``seed``...).
+        progress: show a tqdm bar over the notebooks.
+        timeout: per-cell execution limit in seconds; ``None`` for none.
+
+    Returns:
+        The contents of ``out/metrics.json``: ``{stem: {name: value}, "_meta": {stem: ...}}``.
+
+    Raises:
+        ValueError: for an unknown mode, device or notebook, or ``"cuda"`` without CUDA;
+            all before anything runs.
+        FileNotFoundError: when ``notebooks_dir`` is missing or holds no numbered notebook.
+        NotebookFailed: after running all selected notebooks, if any of them raised; the
+            executed copy of each failed notebook shows the traceback.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {', '.join(DEVICES)}; got {device!r}")
+    notebooks = find_notebooks(notebooks_dir)
+    if not notebooks:
+        raise FileNotFoundError(f"no numbered notebooks (NN_*.ipynb) in {str(notebooks_dir)!r}")
+    notebooks = _select(notebooks, only)
+
+    import papermill
+    from tqdm.auto import tqdm
+
+    from .lattice import resolve_device
+
+    resolved = str(resolve_device(device))  # raises for "cuda" without CUDA, before any run
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    metrics_path = out / "metrics.json"
+    parameters = {"mode": mode, "device": device, **(extra_parameters or {})}
+
+    metrics: dict[str, Any] = {}
+    meta: dict[str, dict] = {}
+    failures: dict[str, str] = {}
+    bar = tqdm(notebooks, desc="notebooks", unit="nb", disable=not progress)
+    with tempfile.TemporaryDirectory(prefix="lqft_lab_records_") as tmp:
+        for nb in bar:
+            bar.set_postfix_str(nb.stem)
+            executed = out / nb.name
+            record_file = Path(tmp) / f"{nb.stem}.json"
+            env = {HEADLESS_ENV: "1", RECORD_ENV: str(record_file), "MPLBACKEND": _INLINE_BACKEND}
+            start = time.perf_counter()
+            try:
+                papermill.execute_notebook(
+                    str(nb.resolve()),
+                    str(executed),
+                    parameters=parameters,
+                    kernel_name="python3",
+                    language="python",
+                    cwd=str(nb.parent.resolve()),
+                    progress_bar=False,
+                    execution_timeout=timeout,
+                    kernel_manager_class=_kernel_manager_class(env),
+                )
+            except Exception as err:  # every failure is reported, then raised together
+                failures[nb.stem] = f"{_describe(err)}; executed copy: {executed}"
+            wall = time.perf_counter() - start
+            meta[nb.stem] = {"wall_s": round(wall, 2), "mode": mode, "device": resolved}
+            if nb.stem in failures:
+                meta[nb.stem].update(status="failed", error=failures[nb.stem])
+            else:
+                meta[nb.stem]["status"] = "ok"
+                figures = json.loads(record_file.read_text()) if record_file.exists() else {}
+                metrics[nb.stem] = figures
+    metrics["_meta"] = meta
+    metrics_path.write_text(json.dumps(metrics, indent=1, allow_nan=False) + "\n")
+    if failures:
+        raise NotebookFailed(failures, metrics, metrics_path)
+    return metrics

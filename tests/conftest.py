@@ -1,0 +1,39 @@
+"""Shared test set-up: one papermill run of the notebooks per session, and markers.
+
+Headless plotting (``MPLBACKEND=Agg``, ``LQFT_LAB_HEADLESS=1``) is set for every pytest run
+by pyproject.toml (pytest-env), before collection, so nbval's kernels inherit it as well.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+NOTEBOOK_OUT = ROOT / "build" / "notebooks-test"
+
+
+def pytest_collection_modifyitems(items):
+    """Mark nbval's notebook cells `notebooks`, so `-m "not notebooks"` skips all of them."""
+    for item in items:
+        if item.path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.notebooks)
+
+
+@pytest.fixture(scope="session")
+def notebook_metrics() -> dict:
+    """Execute every notebook once (fast mode, CPU) and return its ``metrics.json`` contents.
+
+    A notebook that fails does not hide the others: its entry in ``_meta`` has
+    ``status == "failed"`` and the error; the executed copies are in ``build/notebooks-test/``.
+    """
+    from lqft_lab.notebooks import NotebookFailed, run_notebooks
+
+    try:
+        return run_notebooks(
+            mode="fast", device="cpu", out=NOTEBOOK_OUT, notebooks_dir=NOTEBOOKS, progress=False
+        )
+    except NotebookFailed as err:
+        return err.metrics

@@ -1,0 +1,255 @@
+"""The notebook runner and `record()`, then the figures the real notebooks record."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+import torch
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from lqft_lab import notebooks as nbrun
+from lqft_lab.notebooks import NotebookFailed, find_notebooks, record, recorded, run_notebooks
+
+# --------------------------------------------------------------------------- toy notebooks
+
+
+def _write_notebook(path, *sources: str) -> None:
+    """A notebook with the standard `parameters` cell followed by code cells `sources`."""
+    params = new_code_cell('mode = "fast"\ndevice = "auto"\nseed = 0')
+    params.metadata["tags"] = ["parameters"]
+    nb = new_notebook(cells=[new_markdown_cell("# toy"), params, *map(new_code_cell, sources)])
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(nb, path)
+
+
+TOY = """
+import os, sys
+from lqft_lab.notebooks import record
+record("x", 2 * seed + 1)
+record("mode", mode)
+record("device", device)
+record("cwd", os.path.basename(os.getcwd()))
+record("python", sys.executable)
+record("headless", os.environ.get("LQFT_LAB_HEADLESS"))
+"""
+
+
+@pytest.fixture
+def toy_dir(tmp_path):
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    _write_notebook(folder / "01_toy.ipynb", TOY)
+    _write_notebook(
+        folder / "02_broken.ipynb",
+        'from lqft_lab.notebooks import record\nrecord("before", 1.5)',
+        "raise ZeroDivisionError('toy failure')",
+    )
+    (folder / "scratch.ipynb").write_text("not a numbered notebook, never run")
+    return folder
+
+
+def test_find_notebooks_takes_numbered_ones_in_order(toy_dir):
+    assert [nb.stem for nb in find_notebooks(toy_dir)] == ["01_toy", "02_broken"]
+
+
+@pytest.mark.notebooks
+def test_run_injects_parameters_and_writes_metrics(toy_dir, tmp_path):
+    out = tmp_path / "out"
+    metrics = run_notebooks(
+        device="cpu",
+        only=["01"],
+        out=out,
+        notebooks_dir=toy_dir,
+        extra_parameters={"seed": 3},
+        progress=False,
+    )
+    figures = metrics["01_toy"]
+    assert figures["x"] == 7  # seed=3 reached the notebook
+    assert figures["mode"] == "fast" and figures["device"] == "cpu"
+    assert figures["cwd"] == "notebooks"  # relative paths resolve from the notebooks folder
+    assert figures["python"] == sys.executable  # the kernel is this interpreter
+    assert figures["headless"] == "1"
+    assert set(metrics) == {"01_toy", "_meta"}
+    meta = metrics["_meta"]["01_toy"]
+    assert meta["mode"] == "fast" and meta["device"] == "cpu" and meta["status"] == "ok"
+    assert meta["wall_s"] > 0
+    assert json.loads((out / "metrics.json").read_text()) == metrics
+    executed = nbformat.read(out / "01_toy.ipynb", as_version=4)
+    injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1 and "seed = 3" in injected[0].source
+
+
+@pytest.mark.notebooks
+def test_run_selects_by_full_name(toy_dir, tmp_path):
+    metrics = run_notebooks(only="01_toy", out=tmp_path, notebooks_dir=toy_dir, progress=False)
+    assert list(metrics["_meta"]) == ["01_toy"]
+
+
+@pytest.mark.notebooks
+def test_failing_notebook_is_named_and_others_are_kept(toy_dir, tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(NotebookFailed) as info:
+        run_notebooks(device="cpu", out=out, notebooks_dir=toy_dir, progress=False)
+    err = info.value
+    assert list(err.failures) == ["02_broken"]
+    message = str(err)
+    assert "02_broken" in message and "ZeroDivisionError" in message and "toy failure" in message
+    assert str(out / "02_broken.ipynb") in message  # the executed copy with the traceback
+    assert (out / "02_broken.ipynb").exists()
+    written = json.loads((out / "metrics.json").read_text())
+    assert written == err.metrics
+    assert written["01_toy"]["x"] == 1
+    assert "02_broken" not in written  # a failed notebook contributes no figures
+    assert written["_meta"]["02_broken"]["status"] == "failed"
+    assert "ZeroDivisionError" in written["_meta"]["02_broken"]["error"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"only": ["nonexistent"]}, r"nonexistent.*available: 01_toy, 02_broken"),
+        ({"only": ["01", "7"]}, r"unknown notebook\(s\) 7"),
+        ({"mode": "slow"}, "mode must be one of fast, full"),
+        ({"device": "tpu"}, "device must be one of auto, cpu, cuda"),
+    ],
+)
+def test_bad_arguments_raise_before_running(toy_dir, tmp_path, kwargs, match):
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match=match):
+        run_notebooks(out=out, notebooks_dir=toy_dir, progress=False, **kwargs)
+    assert not out.exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_cuda_raises_before_running(toy_dir, tmp_path):
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        run_notebooks(device="cuda", out=tmp_path / "out", notebooks_dir=toy_dir)
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_or_empty_folder_raises(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        run_notebooks(notebooks_dir=tmp_path / "nope")
+    with pytest.raises(FileNotFoundError, match="no numbered notebooks"):
+        run_notebooks(notebooks_dir=tmp_path)
+
+
+def test_cli_unknown_notebook_is_one_line_and_nonzero(toy_dir, tmp_path):
+    cmd = [sys.executable, "-m", "lqft_lab", "notebooks", "--only", "nonexistent"]
+    cmd += ["--notebooks-dir", str(toy_dir), "--out", str(tmp_path / "out")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "nonexistent" in lines[0] and "01_toy" in lines[0], done.stderr
+
+
+# --------------------------------------------------------------------------- record()
+
+
+@pytest.fixture
+def record_file(tmp_path, monkeypatch):
+    path = tmp_path / "records.json"
+    monkeypatch.setenv(nbrun.RECORD_ENV, str(path))
+    monkeypatch.setattr(nbrun, "_recorded", {})
+    return path
+
+
+def test_record_merges_into_existing_file(record_file):
+    record_file.write_text(json.dumps({"earlier": 1}))
+    assert record("ess", 0.25) == 0.25
+    record("acceptance", torch.tensor(0.5, dtype=torch.float64))
+    record("n", np.int64(3))
+    record("ok", np.bool_(True))
+    record("tau", torch.tensor([0.5, 1.5]))
+    record("label", "phi4")
+    assert json.loads(record_file.read_text()) == {
+        "earlier": 1,
+        "ess": 0.25,
+        "acceptance": 0.5,
+        "n": 3,
+        "ok": True,
+        "tau": [0.5, 1.5],
+        "label": "phi4",
+    }
+    assert recorded()["tau"] == [0.5, 1.5] and "earlier" not in recorded()
+    record("ess", 0.3)  # a second call replaces the figure
+    assert json.loads(record_file.read_text())["ess"] == 0.3
+    assert not list(record_file.parent.glob("*.tmp"))  # the atomic write left nothing behind
+
+
+def test_record_stores_nan_as_null(record_file):
+    value = np.float32("nan")
+    assert math.isnan(record("chi2_pull", value))
+    record("bound", [1.0, float("inf")])
+    assert json.loads(record_file.read_text()) == {"chi2_pull": None, "bound": [1.0, None]}
+
+
+def test_record_without_runner_only_keeps_figures_in_process(tmp_path, monkeypatch):
+    monkeypatch.delenv(nbrun.RECORD_ENV, raising=False)
+    monkeypatch.setattr(nbrun, "_recorded", {})
+    monkeypatch.chdir(tmp_path)
+    record("x", 1)
+    assert recorded() == {"x": 1}
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "name, value, error",
+    [
+        ("", 1.0, ValueError),
+        ("  ", 1.0, ValueError),
+        (3, 1.0, ValueError),
+        ("x", {"a": 1}, TypeError),
+        ("x", object(), TypeError),
+        ("x", list(range(1001)), ValueError),
+        ("x", np.zeros((40, 40)), ValueError),  # the limit counts every entry of a table
+    ],
+)
+def test_record_rejects_bad_input(record_file, name, value, error):
+    with pytest.raises(error):
+        record(name, value)
+    assert not record_file.exists()
+
+
+# --------------------------------------------------------------------------- real notebooks
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+REAL_NOTEBOOKS = [nb.stem for nb in find_notebooks(NOTEBOOKS)] if NOTEBOOKS.is_dir() else []
+NOTEBOOK_01 = NOTEBOOKS / "01_phi4_real_nvp.ipynb"
+# Executing every notebook in fast mode is minutes per notebook; the limit is for all of them.
+RUN_ALL_TIMEOUT = 2700
+
+
+@pytest.mark.notebooks
+@pytest.mark.timeout(RUN_ALL_TIMEOUT)
+@pytest.mark.parametrize("stem", REAL_NOTEBOOKS)
+def test_notebook_runs_in_fast_mode(notebook_metrics, stem):
+    meta = notebook_metrics["_meta"][stem]
+    assert meta["status"] == "ok", meta.get("error")
+
+
+@pytest.mark.notebooks
+@pytest.mark.timeout(RUN_ALL_TIMEOUT)
+@pytest.mark.skipif(
+    not NOTEBOOK_01.exists(), reason="notebooks/01_phi4_real_nvp.ipynb is not written yet"
+)
+def test_notebook_01_records(notebook_metrics):
+    meta = notebook_metrics["_meta"]["01_phi4_real_nvp"]
+    assert meta["status"] == "ok", meta.get("error")
+    figures = notebook_metrics["01_phi4_real_nvp"]
+    missing = {"ess", "acceptance", "chi2_flow", "chi2_hmc", "chi2_pull"} - set(figures)
+    assert not missing, f"notebook 01 did not record {sorted(missing)}"
+    assert abs(figures["chi2_pull"]) < 4  # flow-MCMC and HMC susceptibilities agree within 4σ
+    assert 0 < figures["acceptance"] <= 1
