@@ -1,0 +1,41 @@
+"""Markov-chain samplers: local Metropolis, HMC and flow-based independence Metropolis.
+
+The sampler contract (every member promises it, :func:`run_chain` relies on nothing else):
+
+* A sampler is an object built from its action (and model) and a few tuning parameters.
+* ``sampler.init(x, generator=None) -> state`` starts ``B`` independent chains from fields
+  ``(B, *lattice)``; a ``FlowMetropolis`` also accepts ``None`` and starts from a model draw.
+* ``sampler.step(state, generator=None) -> (state, info)`` advances every chain by one
+  update (a sweep, a trajectory, a proposal) and never mutates its input.
+* A state is a frozen dataclass with named fields, always including ``x`` ``(B, *lattice)``;
+  an info is a frozen dataclass with at least ``accepted`` ``(B,)`` (bool, or the accepted
+  fraction of a sweep) plus what the method knows (``delta_H``, ``logw``, ...).
+* Randomness comes only from the ``generator`` argument; tensors keep the input's dtype and
+  device, and no step synchronises with the host.
+* Every accept/reject decision goes through :func:`metropolis_accept`.
+"""
+
+from .base import metropolis_accept
+from .chain import Chain, run_chain
+from .flow_mcmc import FlowMCMCInfo, FlowMCMCState, FlowMetropolis, independence_metropolis
+from .hmc import HMC, OMELYAN_LAMBDA, HMCInfo, HMCState, leapfrog, omelyan
+from .metropolis import LocalMetropolis, LocalMetropolisInfo, LocalMetropolisState
+
+__all__ = [
+    "metropolis_accept",
+    "Chain",
+    "run_chain",
+    "HMC",
+    "HMCState",
+    "HMCInfo",
+    "leapfrog",
+    "omelyan",
+    "OMELYAN_LAMBDA",
+    "LocalMetropolis",
+    "LocalMetropolisState",
+    "LocalMetropolisInfo",
+    "FlowMetropolis",
+    "FlowMCMCState",
+    "FlowMCMCInfo",
+    "independence_metropolis",
+]

@@ -1,0 +1,161 @@
+"""One Markov-chain driver for every sampler: thermalise, measure, report, return a Chain.
+
+The driver only relies on the sampler contract of :mod:`lqft_lab.samplers`:
+``sampler.init(x, generator=None) -> state``, ``sampler.step(state, generator) ->
+(state, info)`` with ``state.x`` the fields ``(B, *lattice)`` and ``info.accepted`` of
+shape ``(B,)`` (bool, or an acceptance fraction). Measurements stay on the device during
+the run; the host only sees Python floats at callback time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+__all__ = ["Chain", "run_chain"]
+
+Observable = Callable[[torch.Tensor], torch.Tensor]
+ChainCallback = Callable[[int, dict[str, float]], None]
+
+
+@dataclass(frozen=True)
+class Chain:
+    """A finished run of ``B`` parallel chains.
+
+    Attributes:
+        observables: name → measurements ``(T, B)``, one row per measurement.
+        accepted: ``(T, B)`` float, mean acceptance over the ``every`` steps that end at
+            each measurement.
+        final: the sampler state after the last step (pass it back to continue the run).
+        every: steps between measurements.
+        log_weights: for samplers whose info carries ``logw`` (``FlowMetropolis``), the
+            proposals' log weights ``logp - logq`` of every step after thermalisation,
+            flattened to ``(n_steps · B,)`` for ESS estimates; ``None`` otherwise.
+    """
+
+    observables: dict[str, torch.Tensor]
+    accepted: torch.Tensor
+    final: Any
+    every: int = 1
+    log_weights: torch.Tensor | None = None
+
+    @property
+    def acceptance(self) -> float:
+        """Mean acceptance over all measured steps and chains."""
+        return float(self.accepted.mean())
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def run_chain(
+    sampler,
+    x0: torch.Tensor | Any | None,
+    n_steps: int,
+    generator: torch.Generator | None = None,
+    observables: Mapping[str, Observable] | None = None,
+    thermalize: int = 0,
+    every: int = 1,
+    callback: ChainCallback | None = None,
+    callback_every: int | None = None,
+    progress: bool = False,
+) -> Chain:
+    """Run ``thermalize + n_steps`` steps of ``sampler`` and measure after thermalisation.
+
+    Args:
+        sampler: any lqft_lab sampler (``HMC``, ``LocalMetropolis``, ``FlowMetropolis``, ...).
+        x0: starting fields ``(B, *lattice)`` (passed to ``sampler.init``), a state returned
+            by an earlier run (``chain.final``), or ``None`` for samplers that can start
+            themselves (``FlowMetropolis`` draws from its model).
+        n_steps: steps after thermalisation; measurements are taken after every ``every``-th
+            of them, so there are ``T = n_steps // every`` rows.
+        generator: random source for every step.
+        observables: name → function of the fields ``(B, *lattice) -> (B,)``.
+        thermalize: steps discarded before measuring.
+        every: steps between measurements (thinning).
+        callback: ``callback(step, summary)`` with ``summary`` a dict of Python floats:
+            ``"acceptance"`` (so far, after thermalisation; during thermalisation the
+            thermalisation acceptance) and the latest batch mean of each observable.
+        callback_every: steps between callbacks (default: 1% of the run, at least 1); the
+            last step always reports.
+        progress: show a ``tqdm.auto`` progress bar.
+
+    Returns:
+        A :class:`Chain`.
+
+    Raises:
+        ValueError: for non-integer or out-of-range counts, ``n_steps < every``, or
+            observables that are not callables returning ``(B,)``.
+    """
+    _check_int("n_steps", n_steps, 1)
+    _check_int("thermalize", thermalize, 0)
+    _check_int("every", every, 1)
+    if n_steps < every:
+        raise ValueError(f"n_steps ({n_steps}) must be >= every ({every}) to measure anything")
+    observables = dict(observables or {})
+    for name, fn in observables.items():
+        if not callable(fn):
+            raise ValueError(f"observable {name!r} must be a callable of the fields, got {fn!r}")
+    total = thermalize + n_steps
+    if callback_every is None:
+        callback_every = max(1, total // 100)
+    _check_int("callback_every", callback_every, 1)
+
+    if isinstance(x0, torch.Tensor) or x0 is None:
+        state = sampler.init(x0, generator=generator)
+    elif hasattr(x0, "x"):
+        state = x0
+    else:
+        raise ValueError(
+            f"x0 must be fields (B, *lattice), a sampler state or None, got {type(x0).__name__}"
+        )
+    B = state.x.shape[0]
+
+    series: dict[str, list[torch.Tensor]] = {name: [] for name in observables}
+    accepted_rows: list[torch.Tensor] = []
+    block = state.x.new_zeros(B)  # acceptance summed over the current measurement block
+    run_sum, run_count = state.x.new_zeros(B), 0  # for callbacks
+    latest: dict[str, torch.Tensor] = {}
+    log_weights: list[torch.Tensor] = []
+
+    with torch.no_grad():
+        for t in tqdm(range(total), disable=not progress, desc=type(sampler).__name__):
+            state, info = sampler.step(state, generator)
+            acc = info.accepted.to(state.x.dtype)
+            if t == thermalize:  # callbacks report the production acceptance from here on
+                run_sum, run_count = state.x.new_zeros(B), 0
+            run_sum, run_count = run_sum + acc, run_count + 1
+            if t >= thermalize:
+                block = block + acc
+                if getattr(info, "logw", None) is not None:
+                    log_weights.append(info.logw)
+                if (t - thermalize + 1) % every == 0:
+                    accepted_rows.append(block / every)
+                    block = state.x.new_zeros(B)
+                    for name, fn in observables.items():
+                        value = fn(state.x)
+                        if value.shape != (B,):
+                            raise ValueError(
+                                f"observable {name!r} must return shape ({B},), "
+                                f"got {tuple(value.shape)}"
+                            )
+                        series[name].append(value)
+                        latest[name] = value
+            if callback is not None and ((t + 1) % callback_every == 0 or t + 1 == total):
+                summary = {"acceptance": float(run_sum.mean()) / run_count}
+                summary.update({name: float(v.mean()) for name, v in latest.items()})
+                callback(t + 1, summary)
+
+    return Chain(
+        observables={name: torch.stack(rows) for name, rows in series.items()},
+        accepted=torch.stack(accepted_rows),
+        final=state,
+        every=every,
+        log_weights=torch.cat(log_weights) if log_weights else None,
+    )

@@ -1,0 +1,233 @@
+"""Hybrid (Hamiltonian) Monte Carlo for batched fields, with leapfrog and Omelyan integrators.
+
+The Hamiltonian is ``H(x, p) = Σ p²/2 + S(x)`` with unit-variance Gaussian momenta at every
+site (Duane, Kennedy, Pendleton, Roweth, Phys. Lett. B 195 (1987) 216). An integrator is a
+pure function ``(x, p, force_fn, step_size, n_steps) -> (x, p)`` built from two primitive
+updates: the kick ``p ← p + ε F(x)`` (with ``F = -dS/dx``) and the drift ``x ← x + ε p``.
+Both integrators here are symmetric and symplectic, hence reversible and area preserving,
+which is what makes the Metropolis test with ``exp(-ΔH)`` exact.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from ..actions.base import autograd_force
+from ..lattice import check_field
+from .base import metropolis_accept
+
+__all__ = ["leapfrog", "omelyan", "OMELYAN_LAMBDA", "HMCState", "HMCInfo", "HMC"]
+
+ForceFn = Callable[[torch.Tensor], torch.Tensor]
+
+# Second-order minimum-norm coefficient (velocity form, λ minimising the norm of the
+# leading error terms): I. P. Omelyan, I. M. Mryglod, R. Folk, Comput. Phys. Commun. 151
+# (2003) 272; used for lattice HMC by T. Takaishi, Ph. de Forcrand, hep-lat/0505020 ("2MN").
+OMELYAN_LAMBDA = 0.1931833275037836
+
+
+def _kick(p: torch.Tensor, force: torch.Tensor, eps) -> torch.Tensor:
+    """Momentum update ``p ← p + ε F``."""
+    return p + eps * force
+
+
+def _drift(x: torch.Tensor, p: torch.Tensor, eps) -> torch.Tensor:
+    """Position update ``x ← x + ε p``."""
+    return x + eps * p
+
+
+def _check_integrator_args(step_size: float, n_steps: int) -> None:
+    if not (isinstance(step_size, (int, float)) and math.isfinite(step_size) and step_size > 0):
+        raise ValueError(f"step_size must be a positive finite number, got {step_size!r}")
+    if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
+        raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}")
+
+
+def leapfrog(
+    x: torch.Tensor, p: torch.Tensor, force_fn: ForceFn, step_size: float, n_steps: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Leapfrog (velocity Verlet) integration of Hamilton's equations over ``n_steps · ε``.
+
+    One step is ``p(t+ε/2) = p(t) + ε/2 F(x(t))``, ``x(t+ε) = x(t) + ε p(t+ε/2)``,
+    ``p(t+ε) = p(t+ε/2) + ε/2 F(x(t+ε))``; consecutive half kicks are merged, so the whole
+    trajectory costs ``n_steps + 1`` force evaluations. The energy error is ``O(ε²)``.
+
+    Args:
+        x, p: positions and momenta, same shape (e.g. ``(B, L, L)``).
+        force_fn: ``x -> F(x) = -dS/dx``, shape of ``x``.
+        step_size: ``ε > 0``.
+        n_steps: number of steps ``>= 1``.
+
+    Returns:
+        ``(x, p)`` at time ``n_steps · ε``.
+    """
+    _check_integrator_args(step_size, n_steps)
+    return _leapfrog(x, p, force_fn, step_size, n_steps)
+
+
+def _leapfrog(x, p, force_fn, eps, n_steps):
+    # eps: a float, or a tensor broadcasting against x (one step size per chain)
+    p = _kick(p, force_fn(x), eps / 2)  # p(ε/2)
+    for i in range(n_steps):
+        x = _drift(x, p, eps)  # x(t+ε)
+        if i < n_steps - 1:
+            p = _kick(p, force_fn(x), eps)  # p(t+3ε/2): two merged half kicks
+    p = _kick(p, force_fn(x), eps / 2)  # p(T)
+    return x, p
+
+
+def omelyan(
+    x: torch.Tensor, p: torch.Tensor, force_fn: ForceFn, step_size: float, n_steps: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Second-order minimum-norm (Omelyan) integrator, kicks on the outside.
+
+    One step is ``e^{λεB} e^{εA/2} e^{(1-2λ)εB} e^{εA/2} e^{λεB}`` with ``B`` the kick,
+    ``A`` the drift and ``λ = OMELYAN_LAMBDA``; outer kicks of consecutive steps are merged,
+    so a trajectory costs ``2 n_steps + 1`` force evaluations. The energy error is ``O(ε²)``
+    with a much smaller coefficient than leapfrog's at equal ``ε`` (tested).
+
+    Args and returns as for :func:`leapfrog`.
+
+    References:
+        I. P. Omelyan, I. M. Mryglod, R. Folk, Comput. Phys. Commun. 151 (2003) 272;
+        T. Takaishi, Ph. de Forcrand, Phys. Rev. E 73 (2006) 036706, hep-lat/0505020.
+    """
+    _check_integrator_args(step_size, n_steps)
+    return _omelyan(x, p, force_fn, step_size, n_steps)
+
+
+def _omelyan(x, p, force_fn, eps, n_steps):
+    lam = OMELYAN_LAMBDA
+    p = _kick(p, force_fn(x), lam * eps)  # p(t+λε)
+    for i in range(n_steps):
+        x = _drift(x, p, eps / 2)  # x(t+ε/2)
+        p = _kick(p, force_fn(x), (1 - 2 * lam) * eps)  # p(t+(1-λ)ε)
+        x = _drift(x, p, eps / 2)  # x(t+ε)
+        last = i == n_steps - 1
+        p = _kick(p, force_fn(x), lam * eps if last else 2 * lam * eps)  # p(t+ε+λε), merged
+    return x, p
+
+
+_INTEGRATORS = {"leapfrog": _leapfrog, "omelyan": _omelyan}
+
+
+@dataclass(frozen=True)
+class HMCState:
+    """One configuration per chain.
+
+    Attributes:
+        x: fields ``(B, *lattice)``.
+        S: their actions ``(B,)``.
+    """
+
+    x: torch.Tensor
+    S: torch.Tensor
+
+
+@dataclass(frozen=True)
+class HMCInfo:
+    """What happened in one trajectory, per chain.
+
+    Attributes:
+        accepted: ``(B,)`` bool.
+        delta_H: ``H(end) - H(start)``, ``(B,)``.
+        accept_prob: ``min(1, exp(-ΔH))``, ``(B,)`` (0 for a NaN trajectory).
+    """
+
+    accepted: torch.Tensor
+    delta_H: torch.Tensor
+    accept_prob: torch.Tensor
+
+
+class HMC:
+    """Hybrid Monte Carlo over a batch of independent chains.
+
+    Args:
+        action: callable ``S(x) -> (B,)``; its ``force(x) = -dS/dx`` is used when it has one,
+            otherwise the force comes from autograd.
+        step_size: integrator step ``ε > 0``.
+        n_steps: integrator steps per trajectory (trajectory length ``n_steps · ε``).
+        integrator: ``"leapfrog"`` or ``"omelyan"``.
+        jitter: draw each chain's step size per trajectory uniformly from
+            ``ε (1 ± jitter)``, ``0 <= jitter < 1`` (Mackenzie, Phys. Lett. B 226 (1989) 369).
+            Detailed balance holds for every fixed ``ε``, so this keeps the chain exact. With
+            ``jitter = 0`` a (nearly) free field is not ergodic when some mode has
+            ``ω · n_steps · ε`` close to a multiple of ``π``: that mode's amplitude is then
+            (almost) conserved and averages are biased. Use ``jitter ≈ 0.1–0.3`` there.
+
+    Example:
+        >>> hmc = HMC(Phi4Action(m2=1.0, lam=0.0), step_size=0.1, n_steps=10)
+        >>> state = hmc.init(torch.zeros(16, 8, 8))
+        >>> state, info = hmc.step(state, generator=torch.Generator().manual_seed(0))
+    """
+
+    def __init__(
+        self,
+        action,
+        step_size: float,
+        n_steps: int,
+        integrator: str = "leapfrog",
+        jitter: float = 0.0,
+    ):
+        _check_integrator_args(step_size, n_steps)
+        if not (isinstance(jitter, (int, float)) and 0 <= jitter < 1):
+            raise ValueError(f"jitter must be a number in [0, 1), got {jitter!r}")
+        if integrator not in _INTEGRATORS:
+            raise ValueError(
+                f"integrator must be one of {sorted(_INTEGRATORS)}, got {integrator!r}"
+            )
+        self.action = action
+        self.step_size = float(step_size)
+        self.n_steps = n_steps
+        self.integrator = integrator
+        self.jitter = float(jitter)
+        self._integrate = _INTEGRATORS[integrator]
+
+    def __repr__(self) -> str:
+        return (
+            f"HMC({self.action!r}, step_size={self.step_size}, n_steps={self.n_steps}, "
+            f"integrator={self.integrator!r}, jitter={self.jitter})"
+        )
+
+    def force(self, x: torch.Tensor) -> torch.Tensor:
+        """``F = -dS/dx``: the action's analytic force when it has one, else autograd."""
+        if hasattr(self.action, "force"):
+            return self.action.force(x)
+        return autograd_force(self.action, x)
+
+    def init(self, x: torch.Tensor, generator: torch.Generator | None = None) -> HMCState:
+        """Start every chain at the given fields ``(B, *lattice)`` (``generator`` is unused)."""
+        check_field(x, name="x")
+        with torch.no_grad():
+            return HMCState(x=x.detach(), S=self.action(x.detach()))
+
+    def step(
+        self, state: HMCState, generator: torch.Generator | None = None
+    ) -> tuple[HMCState, HMCInfo]:
+        """One trajectory with fresh momenta and a Metropolis test on ``-ΔH``."""
+        x0 = state.x
+        p0 = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+        eps = self.step_size
+        if self.jitter > 0:
+            u = torch.rand(
+                (x0.shape[0], *([1] * (x0.dim() - 1))),  # (B, 1, ..., 1): one ε per chain
+                generator=generator,
+                device=x0.device,
+                dtype=x0.dtype,
+            )
+            eps = eps * (1 + self.jitter * (2 * u - 1))
+        with torch.no_grad():
+            H0 = 0.5 * p0.pow(2).flatten(1).sum(dim=1) + state.S
+            x1, p1 = self._integrate(x0, p0, self.force, eps, self.n_steps)
+            S1 = self.action(x1)
+            H1 = 0.5 * p1.pow(2).flatten(1).sum(dim=1) + S1
+            delta_H = H1 - H0
+            accepted = metropolis_accept(-delta_H, generator)
+            keep = accepted.view(-1, *([1] * (x0.dim() - 1)))  # (B, 1, ..., 1)
+            new = HMCState(x=torch.where(keep, x1, x0), S=torch.where(accepted, S1, state.S))
+            accept_prob = torch.exp(torch.clamp(-delta_H, max=0.0)).nan_to_num(nan=0.0)
+        return new, HMCInfo(accepted=accepted, delta_H=delta_H, accept_prob=accept_prob)
