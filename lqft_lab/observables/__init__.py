@@ -8,6 +8,7 @@ quantities come from per-configuration primaries fed to the Γ-method, see
 :mod:`lqft_lab.observables.scalar`.
 """
 
+from .estimates import PRIMARIES, estimate, phi4_chain_observables
 from .scalar import (
     DERIVED,
     abs_magnetization,
@@ -28,6 +29,9 @@ from .scalar import (
 
 __all__ = [
     "DERIVED",
+    "PRIMARIES",
+    "estimate",
+    "phi4_chain_observables",
     "abs_magnetization",
     "binder_from_means",
     "chi2",
