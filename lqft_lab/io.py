@@ -66,6 +66,7 @@ def save_checkpoint(path, model, action, **extra) -> Path:
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=header)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a checkpoint is meant to be shared
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

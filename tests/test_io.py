@@ -1,0 +1,85 @@
+"""Checkpoints: round trip, atomic writes, and clear errors for corrupted or mismatched files."""
+
+import json
+import os
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from lqft_lab.actions import Phi4Action
+from lqft_lab.flows import RealNVPConfig, build_real_nvp
+from lqft_lab.io import load_checkpoint, pretrained_path, read_metadata, save_checkpoint
+
+
+@pytest.fixture
+def saved(tmp_path):
+    model = build_real_nvp(L=4, n_layers=2, hidden=(4,), seed=3)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1)  # not the seed's initialisation: loading must restore these values
+    path = save_checkpoint(tmp_path / "m.safetensors", model, Phi4Action(-4.0, 8.0),
+                           steps=7, seed=3, metrics={"ess": 0.25})
+    return model, path
+
+
+def test_round_trip_restores_outputs_and_metadata(saved):
+    model, path = saved
+    loaded, meta = load_checkpoint(path, action=Phi4Action(-4.0, 8.0),
+                                   architecture=RealNVPConfig(L=4, n_layers=2, hidden=(4,)))
+    z = torch.randn(3, 4, 4)
+    assert torch.equal(loaded.flow(z)[0], model.flow(z)[0])
+    assert meta["steps"] == 7 and meta["metrics"] == {"ess": 0.25}
+    assert meta["action"] == {"name": "Phi4Action", "m2": -4.0, "lam": 8.0}
+    assert read_metadata(path) == meta
+    assert not loaded.training
+
+
+def test_write_is_atomic_and_leaves_no_temporary_files(saved, tmp_path):
+    model, path = saved
+    save_checkpoint(path, model, Phi4Action(-4.0, 8.0))  # overwrite in place
+    assert sorted(os.listdir(tmp_path)) == ["m.safetensors"]
+
+
+def test_mismatched_action_or_architecture(saved):
+    _, path = saved
+    with pytest.raises(ValueError, match="action does not match.*lam"):
+        load_checkpoint(path, action=Phi4Action(-4.0, 6.0))
+    with pytest.raises(ValueError, match="architecture does not match.*n_layers"):
+        load_checkpoint(path, architecture=RealNVPConfig(L=4, n_layers=4, hidden=(4,)))
+
+
+def test_corrupted_files_are_clear_errors(saved, tmp_path):
+    _, path = saved
+    data = path.read_bytes()
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="corrupted|not a readable"):
+        load_checkpoint(truncated)
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"\x00\x01 not a checkpoint")
+    with pytest.raises(ValueError, match="not a readable"):
+        load_checkpoint(garbage)
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"w": torch.zeros(2)}, str(foreign))
+    with pytest.raises(ValueError, match="not an lqft_lab checkpoint"):
+        load_checkpoint(foreign)
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(tmp_path / "missing.safetensors")
+
+
+def test_tensors_that_do_not_fit_the_architecture(saved, tmp_path):
+    _, path = saved
+    meta = read_metadata(path)
+    meta["architecture"]["hidden"] = [6]  # header claims another width than the tensors have
+    bad = tmp_path / "bad.safetensors"
+    model = build_real_nvp(L=4, n_layers=2, hidden=(4,))
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(bad),
+              metadata={"lqft_lab": json.dumps(meta)})
+    with pytest.raises(ValueError, match="do not fit"):
+        load_checkpoint(bad)
+
+
+def test_unknown_pretrained_name_lists_available():
+    with pytest.raises(FileNotFoundError, match="available"):
+        pretrained_path("no_such_model")

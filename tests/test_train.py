@@ -1,0 +1,86 @@
+"""The reverse-KL trainer: it learns, reports, stops on request and guards against NaN."""
+
+import threading
+
+import pytest
+import torch
+
+from lqft_lab.actions import Phi4Action
+from lqft_lab.analysis import ess
+from lqft_lab.flows import build_real_nvp
+from lqft_lab.train import TrainConfig, Trainer
+
+
+def _trainer(n_steps=60, **kw):
+    model = build_real_nvp(L=4, n_layers=2, hidden=(8,), seed=0)
+    return Trainer(model, Phi4Action(1.0, 0.0), TrainConfig(n_steps=n_steps, log_every=10, **kw))
+
+
+def _fresh_ess(trainer, n=4096):
+    with torch.no_grad():
+        x, logq = trainer.model.sample(n, generator=torch.Generator().manual_seed(99))
+        return ess(-trainer.action(x) - logq)
+
+
+def test_training_improves_the_flow_on_a_free_field():
+    trainer = _trainer(n_steps=300, lr=5e-3)
+    before = _fresh_ess(trainer)
+    history = trainer.train()
+    after = _fresh_ess(trainer)
+    assert [m["step"] for m in history] == list(range(10, 301, 10))
+    assert set(history[0]) == {"step", "loss", "ess", "acceptance", "lr", "skipped", "time"}
+    assert history[-1]["loss"] < history[0]["loss"]
+    assert after > 2 * before and after > 0.3, (before, after)
+    assert history[-1]["lr"] < 5e-3 * 0.02  # the cosine schedule reached its end
+
+
+def test_same_seed_same_training():
+    a, b = _trainer(20), _trainer(20)
+    a.train(), b.train()
+    for pa, pb in zip(a.model.parameters(), b.model.parameters()):
+        assert torch.equal(pa, pb)
+
+
+def test_callbacks_and_resuming():
+    seen = []
+    trainer = _trainer(40)
+    trainer.add_callback(lambda t, m: seen.append((t.step, m["step"])))
+    trainer.train(n_steps=20)
+    assert trainer.step == 20 and seen == [(10, 10), (20, 20)]
+    trainer.train()
+    assert trainer.step == 40 and [s for s, _ in seen] == [10, 20, 30, 40]
+
+
+def test_stop_from_another_thread():
+    trainer = _trainer(100_000)
+    trainer.add_callback(lambda t, m: t.stop() if m["step"] >= 30 else None)
+    worker = threading.Thread(target=trainer.train)
+    worker.start()
+    worker.join(timeout=60)
+    assert not worker.is_alive() and 30 <= trainer.step < 100_000 and not trainer.running
+
+
+def test_non_finite_steps_are_skipped_and_counted():
+    class Exploding(Phi4Action):
+        calls = 0
+
+        def __call__(self, phi):
+            Exploding.calls += 1
+            S = super().__call__(phi)
+            return S * float("nan") if Exploding.calls % 3 == 0 else S
+
+    model = build_real_nvp(L=4, n_layers=2, hidden=(8,), seed=0)
+    trainer = Trainer(model, Exploding(1.0, 0.0), TrainConfig(n_steps=30, log_every=10))
+    history = trainer.train()
+    assert trainer.skipped == 10 and history[-1]["skipped"] == 10
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [({"n_steps": 0}, "n_steps"), ({"lr": -1.0}, "lr"), ({"lr_schedule": "step"}, "lr_schedule"),
+     ({"batch_size": 1.5}, "batch_size"), ({"grad_clip": 0.0}, "grad_clip")],
+)
+def test_bad_config(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**kwargs)
