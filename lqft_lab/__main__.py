@@ -81,8 +81,9 @@ def _train(args: argparse.Namespace) -> int:
         device = resolve_device(args.device)
         action = Phi4Action(args.m2, args.lam)
         arch = RealNVPConfig(L=args.L, n_layers=args.layers)
-        config = TrainConfig(n_steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                             seed=args.seed)
+        config = TrainConfig(
+            n_steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed
+        )
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -91,14 +92,23 @@ def _train(args: argparse.Namespace) -> int:
     trainer.train(progress=True)
     with torch.no_grad():  # ESS on fresh samples, never the training batch
         gen = torch.Generator(device=device).manual_seed(args.seed + 12345)
-        logw = torch.cat([-action(x) - logq for x, logq in
-                          (model.sample(4096, generator=gen) for _ in range(2))])
+        logw = torch.cat(
+            [-action(x) - logq for x, logq in (model.sample(4096, generator=gen) for _ in range(2))]
+        )
     value = ess(logw)
-    save_checkpoint(args.out, model.cpu(), action, steps=trainer.step, seed=args.seed,
-                    train=config.to_dict(), metrics={"ess": round(value, 4),
-                                                     "ess_samples": len(logw)})
-    print(f"trained {trainer.step} steps, skipped {trainer.skipped}; "
-          f"ESS {value:.3f} on {len(logw)} fresh samples; saved {args.out}")
+    save_checkpoint(
+        args.out,
+        model.cpu(),
+        action,
+        steps=trainer.step,
+        seed=args.seed,
+        train=config.to_dict(),
+        metrics={"ess": round(value, 4), "ess_samples": len(logw)},
+    )
+    print(
+        f"trained {trainer.step} steps, skipped {trainer.skipped}; "
+        f"ESS {value:.3f} on {len(logw)} fresh samples; saved {args.out}"
+    )
     return 0
 
 
@@ -135,11 +145,23 @@ def build_parser() -> argparse.ArgumentParser:
         description="Reverse-KL training of the 2021 tutorial's real NVP flow; the defaults "
         "reproduce data/models/phi4_L8_m2-4_lam8.safetensors.",
     )
-    defaults = {"L": 8, "m2": -4.0, "lam": 8.0, "layers": 16, "steps": 20_000,
-                "batch_size": 64, "lr": 1e-3, "seed": 0}
+    defaults = {
+        "L": 8,
+        "m2": -4.0,
+        "lam": 8.0,
+        "layers": 16,
+        "steps": 20_000,
+        "batch_size": 64,
+        "lr": 1e-3,
+        "seed": 0,
+    }
     for name, value in defaults.items():
-        tr.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value,
-                        help=f"(default {value})")
+        tr.add_argument(
+            f"--{name.replace('_', '-')}",
+            type=type(value),
+            default=value,
+            help=f"(default {value})",
+        )
     tr.add_argument("--device", choices=DEVICES, default="auto", help="where to train")
     tr.add_argument("--out", required=True, help="checkpoint file (.safetensors)")
     tr.set_defaults(run=_train)

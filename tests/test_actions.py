@@ -20,7 +20,9 @@ def action(request):
 
 
 def _field(shape, batch=3, seed=0):
-    return torch.randn(batch, *shape, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+    return torch.randn(
+        batch, *shape, dtype=torch.float64, generator=torch.Generator().manual_seed(seed)
+    )
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -72,7 +74,12 @@ def test_local_action_gives_exact_single_site_change(action):
 
 @pytest.mark.parametrize(
     "m2, lam, message",
-    [(-4.0, -1.0, "lam"), (float("nan"), 1.0, "m2"), (-1.0, 0.0, "unbounded"), (1.0, float("inf"), "lam")],
+    [
+        (-4.0, -1.0, "lam"),
+        (float("nan"), 1.0, "m2"),
+        (-1.0, 0.0, "unbounded"),
+        (1.0, float("inf"), "lam"),
+    ],
 )
 def test_bad_couplings(m2, lam, message):
     with pytest.raises(ValueError, match=message):

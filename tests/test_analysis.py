@@ -103,6 +103,7 @@ def test_gamma_window_not_converged_warns():
 # pyerrors implements the same windowing, eq. (42) and the bias correction eq. (49); for a
 # primary observable on one chain the two must agree to rounding (FFT sums in another order).
 
+
 @pytest.fixture(scope="module")
 def pe():
     return pytest.importorskip("pyerrors")
@@ -262,8 +263,13 @@ def test_ess_gaussian_closed_form():
 
 
 def test_ess_bad_input_and_mcmc_ess():
-    for bad, match in [([], "empty"), ([0.0, np.nan], "NaN"), ([0.0, np.inf], r"\+inf"),
-                       ([-np.inf, -np.inf], "zero"), (np.zeros((2, 2)), "one-dimensional")]:
+    for bad, match in [
+        ([], "empty"),
+        ([0.0, np.nan], "NaN"),
+        ([0.0, np.inf], r"\+inf"),
+        ([-np.inf, -np.inf], "zero"),
+        (np.zeros((2, 2)), "one-dimensional"),
+    ]:
         with pytest.raises(ValueError, match=match):
             ess(bad)
     assert mcmc_ess(1000, 0.5) == 1000.0 and mcmc_ess(1000, 9.5) == pytest.approx(1000 / 19)
@@ -297,13 +303,15 @@ def test_jackknife_bootstrap_iid_mean():
     assert err == pytest.approx(naive, rel=1e-10)  # an identity for the mean
     # generic path (any callable) agrees with the fast np.mean path
     assert jackknife(x[:500], statistic=lambda b: b.mean())[1] == pytest.approx(
-        jackknife(x[:500])[1], rel=1e-10)
+        jackknife(x[:500])[1], rel=1e-10
+    )
     # bootstrap: relative error of a std from 2000 replicas is ~1.6%, so 5% is ~3σ
     b_mean, b_err = bootstrap(x, n_boot=2000, seed=3)
     assert b_mean == pytest.approx(x.mean(), rel=1e-12)
     assert b_err == pytest.approx(naive, rel=0.05)
     assert bootstrap(x, statistic=lambda b: np.mean(b), n_boot=50, seed=4) == pytest.approx(
-        bootstrap(x, n_boot=50, seed=np.random.default_rng(4)), rel=1e-12)
+        bootstrap(x, n_boot=50, seed=np.random.default_rng(4)), rel=1e-12
+    )
 
 
 def test_binning_matches_gamma_method_on_ar1():
@@ -344,7 +352,8 @@ def test_reweight_gaussian():
     assert 0.0 < err < 0.02
     assert reweight(x**2, logw + 700.0) == pytest.approx((mean, err), rel=1e-12)
     assert reweight(torch.from_numpy(x**2), torch.from_numpy(logw)) == pytest.approx(
-        (mean, err), rel=1e-12)
+        (mean, err), rel=1e-12
+    )
 
 
 def test_reweight_uniform_weights_and_bad_input():

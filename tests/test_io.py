@@ -18,15 +18,22 @@ def saved(tmp_path):
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.1)  # not the seed's initialisation: loading must restore these values
-    path = save_checkpoint(tmp_path / "m.safetensors", model, Phi4Action(-4.0, 8.0),
-                           steps=7, seed=3, metrics={"ess": 0.25})
+    path = save_checkpoint(
+        tmp_path / "m.safetensors",
+        model,
+        Phi4Action(-4.0, 8.0),
+        steps=7,
+        seed=3,
+        metrics={"ess": 0.25},
+    )
     return model, path
 
 
 def test_round_trip_restores_outputs_and_metadata(saved):
     model, path = saved
-    loaded, meta = load_checkpoint(path, action=Phi4Action(-4.0, 8.0),
-                                   architecture=RealNVPConfig(L=4, n_layers=2, hidden=(4,)))
+    loaded, meta = load_checkpoint(
+        path, action=Phi4Action(-4.0, 8.0), architecture=RealNVPConfig(L=4, n_layers=2, hidden=(4,))
+    )
     z = torch.randn(3, 4, 4)
     assert torch.equal(loaded.flow(z)[0], model.flow(z)[0])
     assert meta["steps"] == 7 and meta["metrics"] == {"ess": 0.25}
@@ -74,8 +81,11 @@ def test_tensors_that_do_not_fit_the_architecture(saved, tmp_path):
     meta["architecture"]["hidden"] = [6]  # header claims another width than the tensors have
     bad = tmp_path / "bad.safetensors"
     model = build_real_nvp(L=4, n_layers=2, hidden=(4,))
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(bad),
-              metadata={"lqft_lab": json.dumps(meta)})
+    save_file(
+        {k: v.contiguous() for k, v in model.state_dict().items()},
+        str(bad),
+        metadata={"lqft_lab": json.dumps(meta)},
+    )
     with pytest.raises(ValueError, match="do not fit"):
         load_checkpoint(bad)
 

@@ -248,8 +248,18 @@ def test_notebook_01_records(notebook_metrics):
     # The budget for notebook 01 in fast mode is 5 minutes on 2 CPU cores.
     assert meta["wall_s"] < 300, meta["wall_s"]
     figures = notebook_metrics["01_phi4_real_nvp"]
-    wanted = {"ess", "acceptance", "chi2_flow", "chi2_hmc", "chi2_local", "chi2_pull",
-              "chi2_pull_local", "E_pull", "free_chi2_pull", "free_phi2_pull"}
+    wanted = {
+        "ess",
+        "acceptance",
+        "chi2_flow",
+        "chi2_hmc",
+        "chi2_local",
+        "chi2_pull",
+        "chi2_pull_local",
+        "E_pull",
+        "free_chi2_pull",
+        "free_phi2_pull",
+    }
     missing = wanted - set(figures)
     assert not missing, f"notebook 01 did not record {sorted(missing)}"
     # Exact anchor: HMC on the free field against the closed form.

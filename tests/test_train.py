@@ -37,7 +37,7 @@ def test_training_improves_the_flow_on_a_free_field():
 def test_same_seed_same_training():
     a, b = _trainer(20), _trainer(20)
     a.train(), b.train()
-    for pa, pb in zip(a.model.parameters(), b.model.parameters()):
+    for pa, pb in zip(a.model.parameters(), b.model.parameters(), strict=True):
         assert torch.equal(pa, pb)
 
 
@@ -78,8 +78,13 @@ def test_non_finite_steps_are_skipped_and_counted():
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [({"n_steps": 0}, "n_steps"), ({"lr": -1.0}, "lr"), ({"lr_schedule": "step"}, "lr_schedule"),
-     ({"batch_size": 1.5}, "batch_size"), ({"grad_clip": 0.0}, "grad_clip")],
+    [
+        ({"n_steps": 0}, "n_steps"),
+        ({"lr": -1.0}, "lr"),
+        ({"lr_schedule": "step"}, "lr_schedule"),
+        ({"batch_size": 1.5}, "batch_size"),
+        ({"grad_clip": 0.0}, "grad_clip"),
+    ],
 )
 def test_bad_config(kwargs, message):
     with pytest.raises(ValueError, match=message):

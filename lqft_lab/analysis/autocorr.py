@@ -189,8 +189,9 @@ def gamma_method(
     if not gamma[0] > 10 * np.finfo(float).tiny:  # constant (or constant-projected) data
         rho = np.zeros(w_max)
         rho[0] = 1.0
-        return GammaResult(value - bias, 0.0, 0.5, 0.0, 0, n, rho, np.full(w_max, 0.5),
-                           np.zeros(w_max), True, bias)
+        return GammaResult(
+            value - bias, 0.0, 0.5, 0.0, 0, n, rho, np.full(w_max, 0.5), np.zeros(w_max), True, bias
+        )
 
     rho = gamma / gamma[0]
     lags = np.arange(w_max)
@@ -206,9 +207,12 @@ def gamma_method(
     converged = hits.size > 0
     window = int(w[hits[0]]) if converged else w_max - 1
     if not converged:
-        warnings.warn(f"Γ-method window did not converge up to W = {window}; the chain is "
-                      f"too short for its autocorrelation (tau_int ≳ {tau_run[-1]:.1f}).",
-                      RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"Γ-method window did not converge up to W = {window}; the chain is "
+            f"too short for its autocorrelation (tau_int ≳ {tau_run[-1]:.1f}).",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     tau_int = tau_clip[window] * (1 + (2 * window + 1) / n) / (1 + 1 / n)  # eq. (49)
     tau_err = 2 * tau_clip[window] * np.sqrt(abs(window + 0.5 - tau_clip[window]) / n)
     error = np.sqrt(2 * tau_int * gamma[0] * (1 + 1 / n) / n)

@@ -55,16 +55,20 @@ def bin_data(data, bin_size: int) -> np.ndarray:
 def _binned(data, bin_size: int) -> np.ndarray:
     bins = bin_data(data, bin_size)
     if bins.shape[0] < 2:
-        raise ValueError(f"resampling needs at least 2 bins; {bins.shape[0]} bin of size "
-                         f"{bin_size} fits in the data.")
+        raise ValueError(
+            f"resampling needs at least 2 bins; {bins.shape[0]} bin of size "
+            f"{bin_size} fits in the data."
+        )
     return bins
 
 
 def _scalar(statistic: Callable, sample: np.ndarray) -> float:
     out = statistic(sample)
     if np.ndim(out) != 0:
-        raise ValueError(f"statistic must return a scalar, got shape {np.shape(out)}; "
-                         "reduce over all axes (np.mean does) or index one component.")
+        raise ValueError(
+            f"statistic must return a scalar, got shape {np.shape(out)}; "
+            "reduce over all axes (np.mean does) or index one component."
+        )
     return float(out)
 
 
@@ -73,8 +77,9 @@ def _row_means(bins: np.ndarray) -> np.ndarray:
     return bins.reshape(bins.shape[0], -1).mean(axis=1)
 
 
-def jackknife(data, statistic: Callable[[np.ndarray], float] = np.mean,
-              bin_size: int = 1) -> tuple[float, float]:
+def jackknife(
+    data, statistic: Callable[[np.ndarray], float] = np.mean, bin_size: int = 1
+) -> tuple[float, float]:
     """Delete-one jackknife estimate and error of ``statistic`` over bins.
 
     With ``M`` bins and leave-one-out values ``θ_i``, the error is
@@ -112,9 +117,13 @@ def jackknife(data, statistic: Callable[[np.ndarray], float] = np.mean,
     return float(m * full - (m - 1) * mean_theta), float(error)
 
 
-def bootstrap(data, statistic: Callable[[np.ndarray], float] = np.mean, n_boot: int = 1000,
-              bin_size: int = 1,
-              seed: int | np.random.Generator | None = None) -> tuple[float, float]:
+def bootstrap(
+    data,
+    statistic: Callable[[np.ndarray], float] = np.mean,
+    n_boot: int = 1000,
+    bin_size: int = 1,
+    seed: int | np.random.Generator | None = None,
+) -> tuple[float, float]:
     """Bootstrap error of ``statistic`` from ``n_boot`` resamplings of the bins.
 
     Args:

@@ -48,8 +48,9 @@ def reweight(values, log_weights) -> tuple[float, float]:
     obs = as_float_array(values, "values")
     logw = check_log_weights(log_weights)
     if obs.shape != logw.shape:
-        raise ValueError(f"values {obs.shape} and log_weights {logw.shape} must have the same "
-                         "shape (B,).")
+        raise ValueError(
+            f"values {obs.shape} and log_weights {logw.shape} must have the same shape (B,)."
+        )
     w = np.exp(logw - logw.max())  # in (0, 1], the largest weight is exactly 1
     norm = w.sum()
     mean = float(np.dot(w, obs) / norm)

@@ -35,9 +35,11 @@ class ConvNet(nn.Sequential):
             raise ValueError(f"kernel_size must be odd and positive, got {kernel_size}")
         sizes = [in_channels, *hidden, out_channels]
         layers: list[nn.Module] = []
-        for i, (c_in, c_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        for i, (c_in, c_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
             layers.append(
-                nn.Conv2d(c_in, c_out, kernel_size, padding=kernel_size // 2, padding_mode="circular")
+                nn.Conv2d(
+                    c_in, c_out, kernel_size, padding=kernel_size // 2, padding_mode="circular"
+                )
             )
             if i < len(sizes) - 2:
                 layers.append(nn.LeakyReLU())

@@ -1,4 +1,4 @@
-"""Base distributions ``r(z)`` for flows: every prior samples ``(B, *lattice)`` and scores ``(B,)``."""
+"""Base distributions r(z) for flows: each samples `(B, *lattice)` and scores `(B,)`."""
 
 from __future__ import annotations
 

@@ -69,7 +69,9 @@ def estimate(
     elif name in series:
         keys, f = (name,), None
     else:
-        raise ValueError(f"no series for {name!r}; have {sorted(series)} and derived {sorted(DERIVED)}")
+        raise ValueError(
+            f"no series for {name!r}; have {sorted(series)} and derived {sorted(DERIVED)}"
+        )
     missing = [k for k in keys if k not in series]
     if missing:
         raise ValueError(f"{name!r} needs the primaries {list(keys)}; missing {missing}")
