@@ -15,7 +15,7 @@ The sampler contract (every member promises it, :func:`run_chain` relies on noth
 * Every accept/reject decision goes through :func:`metropolis_accept`.
 """
 
-from .base import metropolis_accept
+from .base import FieldState, metropolis_accept
 from .chain import Chain, run_chain
 from .flow_mcmc import FlowMCMCInfo, FlowMCMCState, FlowMetropolis, independence_metropolis
 from .hmc import HMC, OMELYAN_LAMBDA, HMCInfo, HMCState, leapfrog, omelyan
@@ -23,6 +23,7 @@ from .metropolis import LocalMetropolis, LocalMetropolisInfo, LocalMetropolisSta
 
 __all__ = [
     "metropolis_accept",
+    "FieldState",
     "Chain",
     "run_chain",
     "HMC",

@@ -1,10 +1,28 @@
-"""The one Metropolis–Hastings test every sampler in lqft_lab uses."""
+"""What samplers share: the one Metropolis–Hastings test, and the state of action-based chains."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-__all__ = ["metropolis_accept"]
+__all__ = ["metropolis_accept", "FieldState"]
+
+
+@dataclass(frozen=True)
+class FieldState:
+    """One configuration per chain, with its action cached.
+
+    The state of samplers that move in field space by the action alone (HMC, local
+    Metropolis); ``HMCState`` and ``LocalMetropolisState`` are names for it.
+
+    Attributes:
+        x: fields ``(B, *lattice)``.
+        S: their actions ``(B,)``.
+    """
+
+    x: torch.Tensor
+    S: torch.Tensor
 
 
 def metropolis_accept(

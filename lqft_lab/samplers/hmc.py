@@ -18,7 +18,7 @@ import torch
 
 from ..actions.base import autograd_force
 from ..lattice import check_field
-from .base import metropolis_accept
+from .base import FieldState, metropolis_accept
 
 __all__ = ["leapfrog", "omelyan", "OMELYAN_LAMBDA", "HMCState", "HMCInfo", "HMC"]
 
@@ -115,17 +115,7 @@ def _omelyan(x, p, force_fn, eps, n_steps):
 _INTEGRATORS = {"leapfrog": _leapfrog, "omelyan": _omelyan}
 
 
-@dataclass(frozen=True)
-class HMCState:
-    """One configuration per chain.
-
-    Attributes:
-        x: fields ``(B, *lattice)``.
-        S: their actions ``(B,)``.
-    """
-
-    x: torch.Tensor
-    S: torch.Tensor
+HMCState = FieldState  # (x, S): fields and their actions
 
 
 @dataclass(frozen=True)

@@ -15,22 +15,12 @@ from dataclasses import dataclass
 import torch
 
 from ..lattice import check_field, checkerboard
-from .base import metropolis_accept
+from .base import FieldState, metropolis_accept
 
 __all__ = ["LocalMetropolisState", "LocalMetropolisInfo", "LocalMetropolis"]
 
 
-@dataclass(frozen=True)
-class LocalMetropolisState:
-    """One configuration per chain.
-
-    Attributes:
-        x: fields ``(B, *lattice)``.
-        S: their actions ``(B,)``.
-    """
-
-    x: torch.Tensor
-    S: torch.Tensor
+LocalMetropolisState = FieldState  # (x, S): fields and their actions
 
 
 @dataclass(frozen=True)

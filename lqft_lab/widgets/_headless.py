@@ -89,9 +89,9 @@ def figure_bundle(fig, text: str = "") -> dict[str, Any]:
 class DisplayMixin:
     """Notebook display for dashboards: the panel layout when live, a PNG when headless.
 
-    Subclasses set ``self.headless`` and ``self._handles = []`` and implement
-    ``_live_view()`` (a panel object), ``figure()`` (a matplotlib ``Figure`` or ``None``
-    when there is nothing to draw yet) and ``__repr__``.
+    Subclasses set ``self.headless``, ``self._handles = []`` and ``self._layout`` (their
+    panel layout when live, else ``None``) and implement ``figure()`` (a matplotlib
+    ``Figure`` or ``None`` when there is nothing to draw yet) and ``__repr__``.
 
     Headless displays are made with a display id; :meth:`_refresh_static` replaces them
     with the final figure, so a dashboard displayed *before* a synchronous run still ends
@@ -100,9 +100,15 @@ class DisplayMixin:
 
     headless: bool
     _handles: list
+    _layout: Any = None
 
-    def _live_view(self):  # pragma: no cover - abstract
-        raise NotImplementedError
+    @property
+    def layout(self):
+        """The panel layout (live), or a panel pane of the static figure (headless)."""
+        return self._layout if self._layout is not None else self.__panel__()
+
+    def _live_view(self):
+        return self._layout
 
     def figure(self):  # pragma: no cover - abstract
         raise NotImplementedError

@@ -203,13 +203,6 @@ class Phi4Explorer(DisplayMixin):
     def _widget_values(self) -> dict:
         return {name: w.value for name, w in self._inputs.items()} if self._layout else {}
 
-    @property
-    def layout(self):
-        return self._layout if self._layout is not None else self.__panel__()
-
-    def _live_view(self):
-        return self._layout
-
     def figure(self):
         """The last dashboard's static figure, or ``None``."""
         return None if self.dashboard is None else self.dashboard.figure()

@@ -210,13 +210,6 @@ class SamplingDashboard(DisplayMixin):
         )
 
     # -- display ---------------------------------------------------------------------
-    @property
-    def layout(self):
-        return self._layout if self._layout is not None else self.__panel__()
-
-    def _live_view(self):
-        return self._layout
-
     def figure(self):
         """The analysis figure after :meth:`finish`, else the live summaries, else ``None``."""
         if self.chain is not None:

@@ -245,14 +245,6 @@ class TrainingDashboard(DisplayMixin):
         self._stop_button.disabled = not running
 
     # -- display ---------------------------------------------------------------------
-    @property
-    def layout(self):
-        """The panel layout (live), or a panel pane of the static figure (headless)."""
-        return self._layout if self._layout is not None else self.__panel__()
-
-    def _live_view(self):
-        return self._layout
-
     def figure(self):
         """A matplotlib ``Figure`` with one axis per metric, or ``None`` before any data."""
         data = self.data
