@@ -39,13 +39,14 @@ def check_field(x: torch.Tensor, ndim: int | None = None, name: str = "field") -
     """Check that ``x`` is a floating batched field ``(B, *lattice)``.
 
     Raises:
-        TypeError: if ``x`` is not a tensor or not floating point.
-        ValueError: if it has the wrong number of dimensions or extents below 2.
+        TypeError: if ``x`` is not a tensor.
+        ValueError: if it is not floating point, has the wrong number of dimensions or
+            extents below 2.
     """
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if not x.is_floating_point():
-        raise TypeError(f"{name} must be float32 or float64, got {x.dtype}")
+        raise ValueError(f"{name} must be float32 or float64, got {x.dtype}")
     if ndim is not None and x.dim() != ndim + 1:
         raise ValueError(
             f"{name} must have shape (B, {', '.join(['L'] * ndim)}), got {tuple(x.shape)}"

@@ -17,6 +17,7 @@ measured on a fresh batch of at least 4096 samples (see :mod:`lqft_lab.analysis.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -30,6 +31,8 @@ from .analysis.ess import ess as _ess
 from .samplers.flow_mcmc import independence_metropolis
 
 __all__ = ["TrainConfig", "Trainer"]
+
+log = logging.getLogger(__name__)
 
 Callback = Callable[["Trainer", dict], None]
 
@@ -174,6 +177,7 @@ class Trainer:
             self.optimizer.step()
         else:
             self.skipped += 1
+            log.warning("step %d: non-finite loss or gradient, update skipped", self.step + 1)
         if self.scheduler is not None:
             self.scheduler.step()
         return (logp - logq).detach()

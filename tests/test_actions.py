@@ -88,7 +88,7 @@ def test_bad_couplings(m2, lam, message):
 
 def test_bad_fields():
     action = Phi4Action(-4.0, 8.0)
-    with pytest.raises(TypeError, match="float"):
+    with pytest.raises(ValueError, match="float"):
         action(torch.zeros(2, 4, 4, dtype=torch.int64))
     with pytest.raises(ValueError, match="batched"):
         action(torch.zeros(4))

@@ -87,7 +87,7 @@ def test_zero_momentum_and_effective_mass():
 
 
 def test_bad_input_raises():
-    with pytest.raises(TypeError):
+    with pytest.raises(ValueError, match="float32 or float64"):
         magnetization(torch.zeros(3, 4, 4, dtype=torch.int64))
     with pytest.raises(TypeError):
         two_point(np.zeros((3, 4, 4)))

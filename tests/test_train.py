@@ -60,7 +60,7 @@ def test_stop_from_another_thread():
     assert not worker.is_alive() and 30 <= trainer.step < 100_000 and not trainer.running
 
 
-def test_non_finite_steps_are_skipped_and_counted():
+def test_non_finite_steps_are_skipped_and_counted(caplog):
     class Exploding(Phi4Action):
         calls = 0
 
@@ -73,6 +73,8 @@ def test_non_finite_steps_are_skipped_and_counted():
     trainer = Trainer(model, Exploding(1.0, 0.0), TrainConfig(n_steps=30, log_every=10))
     history = trainer.train()
     assert trainer.skipped == 10 and history[-1]["skipped"] == 10
+    skips = [r for r in caplog.records if "update skipped" in r.getMessage()]
+    assert [r.getMessage().split(":")[0] for r in skips[:2]] == ["step 3", "step 6"]
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
