@@ -5,7 +5,7 @@
 #   make test            the whole test suite, notebooks included (what CI runs)
 #   make notebooks       execute every notebook headless (fast mode) into build/notebooks/
 #   make notebooks-full  the published-scale run (--mode full --device auto)
-#   make gpu             GPU tests and the full notebook run on CUDA
+#   make gpu             the full notebook run on CUDA, the GPU tests, a report in reports/gpu/
 #   make lint            ruff
 #   make clean           remove build outputs (keeps .venv)
 #
@@ -40,7 +40,8 @@ lab: venv
 # MPLBACKEND=Agg and LQFT_LAB_HEADLESS=1 for every pytest run (nbval's kernels included),
 # and `python -m lqft_lab notebooks` gives its kernels LQFT_LAB_HEADLESS=1 itself.
 
-# pytest's configuration (pyproject.toml) collects tests/ and, through nbval, notebooks/.
+# pytest's configuration (pyproject.toml) collects tests/ and, through nbval, notebooks/;
+# it leaves out the tests marked gpu (see the gpu target).
 test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
 
@@ -50,13 +51,19 @@ notebooks: venv
 notebooks-full: venv
 	$(PY) -m lqft_lab notebooks --mode full --device auto
 
-# pytest exits 5 when no test is selected, i.e. when none is marked gpu: not a failure here.
+# Refuses without CUDA; then every notebook in full mode on CUDA into $(GPU_OUT), the tests
+# marked gpu (which check that run's figures, so they come second; pytest's default -m
+# 'not gpu' is replaced by this -m), and a report of the run in reports/gpu/. The report is
+# written even when a notebook or a test failed; the target then fails.
+GPU_OUT := build/notebooks-full
 gpu: venv
 	$(PY) -m pip install '$(TORCH_SPEC)'
 	$(PY) -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else \
 		f'torch {torch.__version__} in .venv cannot use CUDA; reinstall a CUDA build of torch')"
-	$(PY) -m pytest -m gpu $(PYTEST_ARGS) || [ $$? -eq 5 ]
-	$(PY) -m lqft_lab notebooks --mode full --device cuda
+	$(PY) -m lqft_lab notebooks --mode full --device cuda --out $(GPU_OUT); nb=$$?; \
+	$(PY) -m pytest -m gpu $(PYTEST_ARGS); tests=$$?; \
+	$(PY) -m lqft_lab report --metrics $(GPU_OUT)/metrics.json --out reports/gpu; \
+	[ $$nb -eq 0 ] && [ $$tests -eq 0 ]
 
 lint: venv
 	$(PY) -m ruff check lqft_lab tests

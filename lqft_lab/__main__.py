@@ -5,6 +5,8 @@ Commands:
                 print the figures they recorded.
     train       train a real NVP flow for φ⁴ by reverse KL and save a checkpoint; with the
                 defaults it reproduces ``data/models/phi4_L8_m2-4_lam8.safetensors``.
+    report      write a Markdown report of a notebook run (``metrics.json``) with every
+                recorded figure against its target (see :mod:`lqft_lab.report`).
 
 Exit status: 0 on success, 1 when a notebook failed, 2 for a usage error (unknown notebook,
 mode or device, CUDA requested where there is none). Errors are one line on stderr.
@@ -36,6 +38,9 @@ def summary_table(metrics: dict) -> str:
     rows = [("notebook", "figure", "value")]
     for stem, info in meta.items():
         status = f"{info['status']}, {info['wall_s']:.1f} s, {info['mode']}, {info['device']}"
+        for key, label in (("peak_rss_mb", "peak RSS"), ("peak_gpu_mb", "peak GPU")):
+            if info.get(key) is not None:
+                status += f", {label} {info[key]:.0f} MiB"
         rows.append((stem, "(run)", status))
         for name, value in metrics.get(stem, {}).items():
             rows.append(("", name, _format_value(value)))
@@ -112,6 +117,18 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    try:
+        path = write_report(args.metrics, args.out, date=args.date, gpu=args.gpu)
+    except FileNotFoundError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"report written to {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m lqft_lab", description="lqft_lab: lattice field theory sampling lab"
@@ -165,6 +182,18 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--device", choices=DEVICES, default="auto", help="where to train")
     tr.add_argument("--out", required=True, help="checkpoint file (.safetensors)")
     tr.set_defaults(run=_train)
+
+    rp = commands.add_parser(
+        "report",
+        help="write a Markdown report of a notebook run against the notebooks' targets",
+        description="Read METRICS (written by the notebooks command) and write "
+        "OUT/<date>-<gpu>.md plus a copy of the metrics beside it.",
+    )
+    rp.add_argument("--metrics", default="build/notebooks-full/metrics.json", help="run's JSON")
+    rp.add_argument("--out", default="reports/gpu", help="folder for the report")
+    rp.add_argument("--date", default=None, help="YYYY-MM-DD (default: today)")
+    rp.add_argument("--gpu", default=None, help="device name (default: the one recorded)")
+    rp.set_defaults(run=_report)
     return parser
 
 

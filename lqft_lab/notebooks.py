@@ -17,11 +17,21 @@ The contract between a notebook and its runner:
 
       {"01_phi4_real_nvp": {"ess": 0.43, ...},
        "_meta": {"01_phi4_real_nvp": {"wall_s": 81.2, "mode": "fast", "device": "cpu",
-                                      "status": "ok"}}}
+                                      "status": "ok", "peak_rss_mb": 612.4}}}
 
   Only notebooks that ran to the end contribute figures; a failed one appears in
   ``_meta`` with ``"status": "failed"`` and its error, and the run raises
   :class:`NotebookFailed` after all selected notebooks have been tried.
+- Peak memory is measured, not assumed. The runner executes a copy of each notebook with one
+  more cell at the end (tagged ``lqft-lab-peak-memory``; the file in ``notebooks/`` is never
+  touched, and the cell is removed from the executed copy again). That cell, run in the
+  kernel itself, reads the kernel's high-water mark of resident memory (``VmHWM`` in
+  ``/proc/self/status`` on Linux, ``getrusage``'s ``ru_maxrss`` elsewhere), which the
+  operating system keeps for the whole life of the process, so no peak between two polls
+  can be missed (as it could be by sampling the kernel from outside). It is stored as
+  ``peak_rss_mb`` (MiB) in the notebook's ``_meta`` entry; when the kernel used CUDA,
+  ``torch.cuda.max_memory_allocated()`` becomes ``peak_gpu_mb`` and the device's name
+  ``gpu``. A notebook that failed never reaches that cell and has no peak recorded.
 
 The kernel is always the interpreter running this module (``sys.executable``), whatever
 kernelspecs named ``python3`` exist elsewhere on the machine: the runner hands nbclient a
@@ -58,6 +68,39 @@ RECORD_ENV = "LQFT_LAB_RECORD"
 HEADLESS_ENV = "LQFT_LAB_HEADLESS"
 _INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 _MAX_LIST = 1000  # records are figures, not data sets
+PEAK_TAG = "lqft-lab-peak-memory"
+
+# The last cell of every executed notebook (see the module docstring). It runs in the
+# notebook's namespace, so it defines nothing there that outlives it. On Linux it reads
+# VmHWM, the high-water mark of this process's own address space: getrusage's ru_maxrss
+# would not do there, as Linux carries it over fork and exec, so a kernel started from a
+# large process (a pytest run that imported torch) would report that process's size.
+# Elsewhere ru_maxrss is the best there is (bytes on macOS); Windows records no peak.
+_PEAK_CELL = """\
+def _lqft_lab_peak_memory(path):
+    import json, sys
+    peak = {}
+    try:
+        with open("/proc/self/status") as f:
+            kib = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+        peak["peak_rss_mb"] = round(kib / 2**10, 1)
+    except (OSError, StopIteration):
+        try:
+            import resource
+        except ImportError:
+            pass
+        else:
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            peak["peak_rss_mb"] = round(rss / (2**20 if sys.platform == "darwin" else 2**10), 1)
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        peak["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+        peak["gpu"] = torch.cuda.get_device_name()
+    with open(path, "w") as f:
+        json.dump(peak, f)
+_lqft_lab_peak_memory(PEAK_FILE)
+del _lqft_lab_peak_memory
+"""
 
 _recorded: dict[str, Any] = {}
 
@@ -225,6 +268,32 @@ def _describe(err: Exception) -> str:
     return f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
+def _with_peak_cell(nb: Path, peak_file: Path, folder: Path) -> Path:
+    """Write a copy of notebook ``nb`` into ``folder`` with the peak-memory cell appended."""
+    import nbformat
+
+    notebook = nbformat.read(nb, as_version=4)
+    cell = nbformat.v4.new_code_cell(_PEAK_CELL.replace("PEAK_FILE", repr(str(peak_file))))
+    cell.metadata["tags"] = [PEAK_TAG]
+    notebook.cells.append(cell)
+    copy = folder / nb.name
+    nbformat.write(notebook, copy)
+    return copy
+
+
+def _strip_peak_cell(executed: Path, source: Path) -> None:
+    """Remove the peak-memory cell from an executed copy and name the real source in it."""
+    import nbformat
+
+    if not executed.exists():
+        return
+    notebook = nbformat.read(executed, as_version=4)
+    notebook.cells = [c for c in notebook.cells if PEAK_TAG not in c.metadata.get("tags", [])]
+    if "papermill" in notebook.metadata:
+        notebook.metadata.papermill["input_path"] = str(source)
+    nbformat.write(notebook, executed)
+
+
 def run_notebooks(
     mode: str = "fast",
     device: str = "auto",
@@ -287,11 +356,12 @@ def run_notebooks(
             bar.set_postfix_str(nb.stem)
             executed = out / nb.name
             record_file = Path(tmp) / f"{nb.stem}.json"
+            peak_file = Path(tmp) / f"{nb.stem}.peak.json"
             env = {HEADLESS_ENV: "1", RECORD_ENV: str(record_file), "MPLBACKEND": _INLINE_BACKEND}
             start = time.perf_counter()
             try:
                 papermill.execute_notebook(
-                    str(nb.resolve()),
+                    str(_with_peak_cell(nb.resolve(), peak_file, Path(tmp))),
                     str(executed),
                     parameters=parameters,
                     kernel_name="python3",
@@ -304,7 +374,10 @@ def run_notebooks(
             except Exception as err:  # every failure is reported, then raised together
                 failures[nb.stem] = f"{_describe(err)}; executed copy: {executed}"
             wall = time.perf_counter() - start
+            _strip_peak_cell(executed, nb.resolve())
             meta[nb.stem] = {"wall_s": round(wall, 2), "mode": mode, "device": resolved}
+            if peak_file.exists():
+                meta[nb.stem].update(json.loads(peak_file.read_text()))
             if nb.stem in failures:
                 meta[nb.stem].update(status="failed", error=failures[nb.stem])
             else:

@@ -115,6 +115,28 @@ def test_failing_notebook_is_named_and_others_are_kept(toy_dir, tmp_path):
     assert "ZeroDivisionError" in written["_meta"]["02_broken"]["error"]
 
 
+@pytest.mark.notebooks
+def test_run_records_the_kernels_peak_memory(tmp_path):
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    _write_notebook(folder / "01_small.ipynb", "import numpy as np")
+    # 200 MiB that are written to, so every page is resident at once.
+    _write_notebook(folder / "02_big.ipynb", "import numpy as np\nbig = np.ones(200 * 2**17)")
+    before = (folder / "02_big.ipynb").read_text()
+    out = tmp_path / "out"
+    meta = run_notebooks(device="cpu", out=out, notebooks_dir=folder, progress=False)["_meta"]
+    small, big = meta["01_small"]["peak_rss_mb"], meta["02_big"]["peak_rss_mb"]
+    assert 0 < small < big
+    assert big - small >= 190, (small, big)  # a few MiB of slack for allocator noise
+    assert "peak_gpu_mb" not in meta["02_big"]  # the kernel never touched CUDA
+    # The measuring cell ran in the kernel but is in neither the source nor the executed copy.
+    assert (folder / "02_big.ipynb").read_text() == before
+    executed = nbformat.read(out / "02_big.ipynb", as_version=4)
+    assert not any(nbrun.PEAK_TAG in c.metadata.get("tags", []) for c in executed.cells)
+    assert executed.cells[-1].source.endswith("big = np.ones(200 * 2**17)")
+    assert executed.metadata.papermill.input_path == str(folder / "02_big.ipynb")
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
@@ -237,6 +259,23 @@ RUN_ALL_TIMEOUT = 2700
 def test_notebook_runs_in_fast_mode(notebook_metrics, stem):
     meta = notebook_metrics["_meta"][stem]
     assert meta["status"] == "ok", meta.get("error")
+
+
+# Binder restarts a kernel that grows past 2 GB; 1.5 GiB leaves room for the JupyterLab
+# server and a second open notebook on the same Binder.
+PEAK_RSS_LIMIT_MB = 1536
+
+
+@pytest.mark.notebooks
+@pytest.mark.timeout(RUN_ALL_TIMEOUT)
+@pytest.mark.parametrize("stem", REAL_NOTEBOOKS)
+def test_notebook_peak_memory_in_fast_mode(notebook_metrics, stem):
+    meta = notebook_metrics["_meta"][stem]
+    assert meta["status"] == "ok", meta.get("error")
+    assert meta["peak_rss_mb"] < PEAK_RSS_LIMIT_MB, (
+        f"{stem} peaked at {meta['peak_rss_mb']:.0f} MiB resident in fast mode; "
+        f"Binder needs it below {PEAK_RSS_LIMIT_MB} MiB"
+    )
 
 
 @pytest.mark.notebooks

@@ -1,0 +1,155 @@
+"""GPU tests, run by `make gpu` (`pytest -m gpu`) after the full-mode notebook run on CUDA.
+
+They fail on a machine without CUDA, never skip: a GPU run that silently fell back to the CPU
+must not pass. The default pytest run deselects them (pyproject.toml's addopts).
+What they check: the full-mode figures each notebook recorded in
+``build/notebooks-full/metrics.json`` against its issue's targets, and that the samplers'
+steps on CUDA never synchronise with the host.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from lqft_lab.actions import Phi4Action
+from lqft_lab.flows import build_real_nvp
+from lqft_lab.report import check_targets
+from lqft_lab.samplers import HMC, FlowMetropolis, LocalMetropolis
+
+pytestmark = pytest.mark.gpu
+
+FULL_METRICS = Path(__file__).resolve().parents[1] / "build" / "notebooks-full" / "metrics.json"
+RUN_FULL = (
+    "python -m lqft_lab notebooks --mode full --device cuda --out build/notebooks-full "
+    "(make gpu runs it before these tests)"
+)
+
+
+def require_cuda() -> torch.device:
+    assert torch.cuda.is_available(), (
+        f"the gpu tests need CUDA; torch {torch.__version__} sees no CUDA device "
+        "(install a CUDA build, e.g. `make gpu TORCH_SPEC=torch`, or deselect with -m 'not gpu')"
+    )
+    return torch.device("cuda")
+
+
+@pytest.fixture(scope="module")
+def full_metrics() -> dict:
+    require_cuda()
+    assert FULL_METRICS.is_file(), f"no full-mode run at {FULL_METRICS}; run {RUN_FULL}"
+    return json.loads(FULL_METRICS.read_text())
+
+
+def test_cuda_is_available():
+    device = require_cuda()
+    assert torch.ones(1, device=device).item() == 1.0
+
+
+def test_every_notebook_ran_in_full_mode_on_cuda(full_metrics):
+    meta = full_metrics["_meta"]
+    assert meta, f"{FULL_METRICS} records no notebook"
+    for stem, info in meta.items():
+        assert info["status"] == "ok", (stem, info.get("error"))
+        assert info["mode"] == "full" and info["device"] == "cuda", (stem, info)
+
+
+def test_notebook_01_full_mode_targets(full_metrics):
+    meta = full_metrics["_meta"]["01_phi4_real_nvp"]
+    assert meta["device"] == "cuda" and meta["mode"] == "full", meta
+    figures = full_metrics["01_phi4_real_nvp"]
+    assert figures["ess"] >= 0.5, figures["ess"]
+    assert figures["acceptance"] >= 0.5, figures["acceptance"]
+    assert abs(figures["chi2_pull"]) < 2, figures["chi2_pull"]
+    assert figures["n_proposals"] >= 10_000 and figures["ess_samples"] >= 4096
+
+
+def test_every_recorded_figure_meets_its_target(full_metrics):
+    # The same table the report in reports/gpu/ is written from (lqft_lab.report.TARGETS).
+    misses = [c for c in check_targets(full_metrics) if not c.ok]
+    assert not misses, "\n".join(
+        f"{c.notebook}: {c.target.figure} = {c.value}, target {c.target}" for c in misses
+    )
+
+
+# --------------------------------------------------------------------------- no host syncs
+
+
+@pytest.fixture
+def no_sync():
+    """Any operation that synchronises CUDA with the host raises inside this block."""
+    require_cuda()
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        yield
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
+def test_sync_debug_mode_catches_a_sync(request):
+    # The tests below prove nothing unless a host sync really raises inside `no_sync`.
+    x = torch.ones(3, device=require_cuda())
+    request.getfixturevalue("no_sync")
+    with pytest.raises(RuntimeError, match="synchroniz"):
+        x.sum().item()
+
+
+@pytest.fixture
+def cuda_setup():
+    device = require_cuda()
+    action = Phi4Action(m2=-4.0, lam=8.0)
+    gen = torch.Generator(device=device).manual_seed(0)
+    x0 = torch.randn(16, 8, 8, device=device, generator=gen)
+    return device, action, gen, x0
+
+
+@pytest.mark.parametrize("integrator, jitter", [("leapfrog", 0.0), ("omelyan", 0.2)])
+def test_hmc_trajectory_does_not_sync(cuda_setup, integrator, jitter, request):
+    device, action, gen, x0 = cuda_setup
+    hmc = HMC(action, step_size=0.1, n_steps=5, integrator=integrator, jitter=jitter)
+    state = hmc.init(x0)
+    request.getfixturevalue("no_sync")
+    for _ in range(3):
+        state, info = hmc.step(state, generator=gen)
+    assert state.x.device.type == "cuda" and info.accepted.device.type == "cuda"
+
+
+def test_local_metropolis_sweep_does_not_sync(cuda_setup, request):
+    device, action, gen, x0 = cuda_setup
+    sampler = LocalMetropolis(action, delta=1.0, n_hits=2)
+    state = sampler.init(x0)  # builds the checkerboard masks, outside the no-sync block
+    request.getfixturevalue("no_sync")
+    for _ in range(3):
+        state, info = sampler.step(state, generator=gen)
+    assert state.x.device.type == "cuda" and info.accepted.device.type == "cuda"
+
+
+def test_flow_metropolis_step_does_not_sync(cuda_setup, request):
+    device, action, gen, _ = cuda_setup
+    model = build_real_nvp(L=8, n_layers=4, seed=0).to(device)
+    sampler = FlowMetropolis(model, action, batch_size=16)
+    state = sampler.init(None, generator=gen)
+    request.getfixturevalue("no_sync")
+    for _ in range(3):
+        state, info = sampler.step(state, generator=gen)
+    assert state.x.device.type == "cuda" and info.logw.device.type == "cuda"
+
+
+def test_training_forward_and_backward_do_not_sync(cuda_setup, request):
+    # Trainer._train_step syncs once on purpose (its NaN guard decides on the host whether to
+    # step the optimiser); everything before that decision must stay on the device.
+    device, action, gen, _ = cuda_setup
+    model = build_real_nvp(L=8, n_layers=4, seed=0).to(device)
+    x, logq = model.sample(4, generator=gen)  # first-call set-up (cuDNN, autograd) outside
+    (logq + action(x)).mean().backward()
+    model.zero_grad(set_to_none=True)
+    request.getfixturevalue("no_sync")
+    x, logq = model.sample(64, generator=gen)
+    loss = (logq + action(x)).mean()
+    loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    assert grad_norm.device.type == "cuda"
