@@ -66,16 +66,26 @@ def is_headless() -> bool:
 
 
 def ensure_panel_extension() -> None:
-    """Load panel's notebook extension once (``pn.extension()``), as JupyterLab needs.
+    """Load panel's notebook extension once, with Bokeh's and panel's JavaScript inlined.
 
     Called lazily by live dashboards, so importing :mod:`lqft_lab.widgets` stays cheap and
-    headless runs never import panel. Calling ``pn.extension()`` yourself first is harmless.
+    headless runs never import panel. Calling ``pn.extension()`` yourself first is harmless
+    (yours is kept).
+
+    Released panel loads its JavaScript from cdn.bokeh.org and cdn.holoviz.org by default;
+    without internet access (a laptop offline, a closed cluster) every dashboard would then
+    render blank. Inlining makes the dashboards work wherever JupyterLab does, at the price
+    of about 6 MB in the output of the cell that first shows one (saved with the notebook
+    unless outputs are cleared). Set ``PANEL_INLINE=0`` to load from the CDN instead.
+    Offline, a few CSS requests still fail harmlessly: panel 1.9 points a Markdown pane's
+    stylesheets back at the CDN whenever its text changes (the status lines).
     """
     import panel as pn
     from panel.config import panel_extension
 
     if not panel_extension._loaded:
-        pn.extension()
+        inline = os.environ.get("PANEL_INLINE", "").strip().lower() not in _FALSE
+        pn.extension(inline=inline)
 
 
 def figure_bundle(fig, text: str = "") -> dict[str, Any]:
