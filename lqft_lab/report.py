@@ -191,6 +191,8 @@ def write_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"{date}-{_slug(gpu)}"
     report = out_dir / f"{stem}.md"
-    report.write_text(render_report(metrics, title=f"GPU run, {date}, {gpu}"))
+    devices = {m.get("device") for m in metrics.get("_meta", {}).values()}
+    kind = "GPU run" if "cuda" in devices else "Run"
+    report.write_text(render_report(metrics, title=f"{kind}, {date}, {gpu}"))
     (out_dir / f"{stem}-metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
     return report
