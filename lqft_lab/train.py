@@ -101,12 +101,18 @@ class Trainer:
         self.callbacks: list[Callback] = list(callbacks)
         self.history: list[dict] = []
         self.step = 0
-        self.skipped = 0
+        self._skipped = torch.zeros((), dtype=torch.long)  # on the model's device, below
+        self._skipped_logged = 0
         self._stop = threading.Event()
         self._running = threading.Event()
         self._elapsed = 0.0
         param = next(model.parameters())
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=self.config.lr)
+        self._skipped = self._skipped.to(param.device)
+        # capturable keeps Adam's step counter on the GPU, so a skipped step can be undone
+        # there (see _step_or_skip) without asking the host.
+        self.optimizer = torch.optim.Adam(
+            model.parameters(), lr=self.config.lr, capturable=param.is_cuda
+        )
         self.scheduler = None
         if self.config.lr_schedule == "cosine":
             self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
@@ -122,6 +128,11 @@ class Trainer:
     def add_callback(self, fn: Callback) -> None:
         """Register ``fn(trainer, metrics)``, called every ``log_every`` steps."""
         self.callbacks.append(fn)
+
+    @property
+    def skipped(self) -> int:
+        """Steps whose update was skipped for a non-finite loss or gradient (reads the device)."""
+        return int(self._skipped)
 
     @property
     def running(self) -> bool:
@@ -171,18 +182,45 @@ class Trainer:
         loss.backward()
         max_norm = self.config.grad_clip if self.config.grad_clip is not None else math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
-        # One host sync per step: a non-finite loss or gradient skips the update entirely
-        # (a masked update would still move Adam's moments).
-        if bool(torch.isfinite(loss) & torch.isfinite(grad_norm)):
-            self.optimizer.step()
-        else:
-            self.skipped += 1
-            log.warning("step %d: non-finite loss or gradient, update skipped", self.step + 1)
+        self._step_or_skip(torch.isfinite(loss) & torch.isfinite(grad_norm))
         if self.scheduler is not None:
             self.scheduler.step()
         return (logp - logq).detach()
 
+    @torch.no_grad()
+    def _step_or_skip(self, ok: torch.Tensor) -> None:
+        """Adam step if ``ok`` (a device bool), else leave weights and Adam's state untouched.
+
+        Deciding on the host would stop the GPU every step. Instead the step is always taken
+        on finite (zeroed) gradients and then undone where ``ok`` is false, by selecting the
+        old parameters and optimiser state: a skipped step changes nothing, moments and step
+        count included. The copies cost one model's worth of memory (13k numbers for the
+        tutorial's flow).
+        """
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        for p in params:
+            p.grad = torch.where(ok, p.grad, torch.zeros_like(p.grad))  # no NaN into Adam
+        state = [self.optimizer.state[p] for p in params]
+        old_params = [p.detach().clone() for p in params]
+        old_state = [{k: v.clone() for k, v in st.items() if torch.is_tensor(v)} for st in state]
+        self.optimizer.step()
+        for p, old in zip(params, old_params, strict=True):
+            p.copy_(torch.where(ok, p, old))
+        for st, old in zip(state, old_state, strict=True):
+            for key, value in old.items():
+                st[key].copy_(torch.where(ok.to(value.device), st[key], value))
+        self._skipped += (~ok).long()
+
     def _metrics(self, logw: torch.Tensor) -> dict:
+        skipped = self.skipped  # logging is the one place that reads the device
+        if skipped > self._skipped_logged:
+            log.warning(
+                "%d step(s) with a non-finite loss or gradient skipped by step %d (%d in all)",
+                skipped - self._skipped_logged,
+                self.step,
+                skipped,
+            )
+            self._skipped_logged = skipped
         logw = logw.double().cpu()
         finite = torch.isfinite(logw)
         if finite.all():
@@ -197,6 +235,6 @@ class Trainer:
             "ess": ess,
             "acceptance": acceptance,
             "lr": self.optimizer.param_groups[0]["lr"],
-            "skipped": self.skipped,
+            "skipped": skipped,
             "time": self._elapsed,
         }

@@ -73,9 +73,33 @@ def test_non_finite_steps_are_skipped_and_counted(caplog):
     trainer = Trainer(model, Exploding(1.0, 0.0), TrainConfig(n_steps=30, log_every=10))
     history = trainer.train()
     assert trainer.skipped == 10 and history[-1]["skipped"] == 10
-    skips = [r for r in caplog.records if "update skipped" in r.getMessage()]
-    assert [r.getMessage().split(":")[0] for r in skips[:2]] == ["step 3", "step 6"]
+    warnings = [r.getMessage() for r in caplog.records if "skipped by step" in r.getMessage()]
+    assert warnings[0].startswith("3 step(s)") and warnings[-1].endswith("(10 in all)")
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_a_skipped_step_changes_nothing():
+    # The skip happens on the device (no host sync): weights and Adam's moments and step
+    # count must come out exactly as they went in.
+    trainer = _trainer(5)
+    trainer.train()
+    params = [p.detach().clone() for p in trainer.model.parameters()]
+    state = [
+        {k: v.clone() for k, v in trainer.optimizer.state[p].items()}
+        for p in trainer.model.parameters()
+    ]
+    for p in trainer.model.parameters():
+        p.grad = torch.full_like(p, float("nan"))
+    trainer._step_or_skip(torch.tensor(False))
+    for p, before, st in zip(trainer.model.parameters(), params, state, strict=True):
+        assert torch.equal(p, before)
+        for key, value in st.items():
+            assert torch.equal(trainer.optimizer.state[p][key], value), key
+    assert trainer.skipped == 1
+    trainer._step_or_skip(torch.tensor(True))  # and a good step does move them
+    assert any(
+        not torch.equal(p, b) for p, b in zip(trainer.model.parameters(), params, strict=True)
+    )
 
 
 @pytest.mark.parametrize(
