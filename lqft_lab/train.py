@@ -101,13 +101,12 @@ class Trainer:
         self.callbacks: list[Callback] = list(callbacks)
         self.history: list[dict] = []
         self.step = 0
-        self._skipped = torch.zeros((), dtype=torch.long)  # on the model's device, below
         self._skipped_logged = 0
         self._stop = threading.Event()
         self._running = threading.Event()
         self._elapsed = 0.0
         param = next(model.parameters())
-        self._skipped = self._skipped.to(param.device)
+        self._skipped = torch.zeros((), dtype=torch.long, device=param.device)
         # capturable keeps Adam's step counter on the GPU, so a skipped step can be undone
         # there (see _step_or_skip) without asking the host.
         self.optimizer = torch.optim.Adam(
@@ -139,7 +138,12 @@ class Trainer:
         return self._running.is_set()
 
     def stop(self) -> None:
-        """Ask :meth:`train` to return after the current step (safe from any thread)."""
+        """Ask :meth:`train` to return after the current step (safe from any thread).
+
+        The request holds until a :meth:`train` call has honoured it: a stop that arrives
+        while another thread is still entering :meth:`train` is not lost (and one made while
+        idle ends the next call at once).
+        """
         self._stop.set()
 
     def train(self, n_steps: int | None = None, progress: bool = False) -> list[dict]:
@@ -149,7 +153,6 @@ class Trainer:
             ``self.history``, the list of logged metric dicts.
         """
         target = self.config.n_steps if n_steps is None else self.step + int(n_steps)
-        self._stop.clear()
         self._running.set()
         bar = tqdm(total=target - self.step, disable=not progress, desc="training", leave=False)
         t0 = time.perf_counter() - self._elapsed
@@ -170,6 +173,7 @@ class Trainer:
             self._elapsed = time.perf_counter() - t0
             bar.close()
             self.model.eval()
+            self._stop.clear()  # the request is honoured: the next train() runs normally
             self._running.clear()
         return self.history
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -37,3 +38,16 @@ def notebook_metrics() -> dict:
         )
     except NotebookFailed as err:
         return err.metrics
+
+
+@pytest.fixture
+def one_thread():
+    """Run a test with one intra-op thread, restoring the setting afterwards.
+
+    The tensors of the sampler tests are tiny; on a busy 2-core machine OpenMP wake-ups of a
+    second thread cost milliseconds per operation.
+    """
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

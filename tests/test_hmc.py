@@ -16,14 +16,7 @@ INTEGRATORS = {"leapfrog": leapfrog, "omelyan": omelyan}
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # The tensors here are tiny; on a busy 2-core machine OpenMP wake-ups of a second
-    # thread cost milliseconds per op, so these tests run single-threaded.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _hamiltonian(action, x, p):

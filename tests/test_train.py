@@ -60,6 +60,17 @@ def test_stop_from_another_thread():
     assert not worker.is_alive() and 30 <= trainer.step < 100_000 and not trainer.running
 
 
+def test_a_stop_before_train_starts_is_not_lost():
+    # A dashboard's Stop can land after its thread started but before train() runs; the
+    # request must end that call at once, and be spent: the next call trains normally.
+    trainer = _trainer(40)
+    trainer.stop()
+    trainer.train()
+    assert trainer.step == 0 and not trainer.running
+    trainer.train()
+    assert trainer.step == 40
+
+
 def test_non_finite_steps_are_skipped_and_counted(caplog):
     class Exploding(Phi4Action):
         calls = 0

@@ -14,29 +14,11 @@ from collections.abc import Callable, Mapping
 import torch
 
 from ..analysis import GammaResult, gamma_method
-from ..lattice import shift
-from .scalar import DERIVED, abs_magnetization, derived_observable, magnetization
+from .scalar import DERIVED, PRIMARY_FNS, derived_observable
 
 __all__ = ["PRIMARIES", "phi4_chain_observables", "estimate"]
 
-PRIMARIES = ("M", "M2", "M4", "absM", "phi2", "nn")
-
-
-def _nn(phi: torch.Tensor) -> torch.Tensor:
-    dim = phi.dim() - 1
-    return sum(phi * shift(phi, mu) for mu in range(dim)).flatten(1).mean(dim=1) / dim
-
-
-# Each primary on its own, so a chain measuring all of them does no work twice
-# (the same definitions as phi4_primaries; a test checks they agree).
-_PRIMARY_FNS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "M": magnetization,
-    "M2": lambda phi: magnetization(phi) ** 2,
-    "M4": lambda phi: magnetization(phi) ** 4,
-    "absM": abs_magnetization,
-    "phi2": lambda phi: phi.pow(2).flatten(1).mean(dim=1),
-    "nn": _nn,
-}
+PRIMARIES = tuple(PRIMARY_FNS)
 
 
 def phi4_chain_observables(keys=PRIMARIES) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
@@ -44,7 +26,7 @@ def phi4_chain_observables(keys=PRIMARIES) -> dict[str, Callable[[torch.Tensor],
     unknown = set(keys) - set(PRIMARIES)
     if unknown:
         raise ValueError(f"unknown primaries {sorted(unknown)}; choose from {PRIMARIES}")
-    return {key: _PRIMARY_FNS[key] for key in keys}
+    return {key: PRIMARY_FNS[key] for key in keys}
 
 
 def estimate(

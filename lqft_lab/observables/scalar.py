@@ -48,6 +48,7 @@ import torch
 from ..lattice import check_field, shift
 
 __all__ = [
+    "PRIMARY_FNS",
     "magnetization",
     "abs_magnetization",
     "two_point",
@@ -215,17 +216,24 @@ def phi4_primaries(phi: torch.Tensor) -> dict[str, torch.Tensor]:
         phi: fields ``(B, *lattice)``; for autocorrelated chains keep Markov order.
     """
     check_field(phi, name="phi")
+    return {key: fn(phi) for key, fn in PRIMARY_FNS.items()}
+
+
+def _nearest_neighbour(phi: torch.Tensor) -> torch.Tensor:
     dim = phi.dim() - 1
-    M = magnetization(phi)
-    nn = sum(phi * shift(phi, mu) for mu in range(dim)).flatten(1).mean(dim=1) / dim
-    return {
-        "M": M,
-        "M2": M**2,
-        "M4": M**4,
-        "absM": M.abs(),
-        "phi2": (phi**2).flatten(1).mean(dim=1),
-        "nn": nn,
-    }
+    return sum(phi * shift(phi, mu) for mu in range(dim)).flatten(1).mean(dim=1) / dim
+
+
+#: Each primary of :func:`phi4_primaries` on its own, ``(B, *lattice) -> (B,)``, so that a
+#: chain measuring several (``run_chain(observables=...)``) computes each once.
+PRIMARY_FNS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "M": magnetization,
+    "M2": lambda phi: magnetization(phi) ** 2,
+    "M4": lambda phi: magnetization(phi) ** 4,
+    "absM": abs_magnetization,
+    "phi2": lambda phi: phi.pow(2).flatten(1).mean(dim=1),
+    "nn": _nearest_neighbour,
+}
 
 
 def stack_primaries(primaries: dict[str, torch.Tensor], keys: Sequence[str]) -> torch.Tensor:

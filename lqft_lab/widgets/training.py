@@ -88,7 +88,6 @@ class TrainingDashboard(DisplayMixin):
         self._thread: threading.Thread | None = None
         self._periodic = None
         self._last: dict = {}
-        self._stop_requested = threading.Event()
         self._stream = MetricStream(("step", *metrics, "time"), live=not self.headless)
         for row in list(getattr(trainer, "history", [])):
             self._on_metrics(trainer, row)
@@ -103,8 +102,6 @@ class TrainingDashboard(DisplayMixin):
         """Trainer callback, called from the training thread: store and queue, nothing else."""
         self._last = dict(metrics)
         self._stream.push(metrics)
-        if self._stop_requested.is_set():
-            trainer.stop()  # a stop() that raced with train()'s start is repeated here
 
     @property
     def data(self) -> dict[str, list[float]]:
@@ -149,7 +146,6 @@ class TrainingDashboard(DisplayMixin):
         if self.running:
             return self
         self.error = None
-        self._stop_requested.clear()
         if self.headless:
             self._train()
             self._refresh_static()
@@ -164,7 +160,6 @@ class TrainingDashboard(DisplayMixin):
 
     def stop(self) -> None:
         """Ask training to end after the current step (safe from any thread)."""
-        self._stop_requested.set()
         self.trainer.stop()
 
     def join(self, timeout: float | None = None) -> bool:
@@ -183,7 +178,7 @@ class TrainingDashboard(DisplayMixin):
 
     def _train(self) -> None:
         remaining = self.n_steps - self.trainer.step
-        if remaining > 0 and not self._stop_requested.is_set():
+        if remaining > 0:
             self.trainer.train(n_steps=remaining, progress=False)
 
     def _train_in_thread(self) -> None:
