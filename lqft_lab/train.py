@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from .analysis.ess import ess as _ess
 from .samplers.flow_mcmc import independence_metropolis
 
-__all__ = ["TrainConfig", "Trainer"]
+__all__ = ["TrainConfig", "Trainer", "evaluate"]
 
 log = logging.getLogger(__name__)
 
@@ -108,9 +108,13 @@ class Trainer:
         param = next(model.parameters())
         self._skipped = torch.zeros((), dtype=torch.long, device=param.device)
         # capturable keeps Adam's step counter on the GPU, so a skipped step can be undone
-        # there (see _step_or_skip) without asking the host.
+        # there (see _step_or_skip) without asking the host. On the CPU the fused kernel is
+        # several times faster than the per-tensor loop for a flow's many small tensors.
         self.optimizer = torch.optim.Adam(
-            model.parameters(), lr=self.config.lr, capturable=param.is_cuda
+            model.parameters(),
+            lr=self.config.lr,
+            capturable=param.is_cuda,
+            fused=True if param.device.type == "cpu" else None,
         )
         self.scheduler = None
         if self.config.lr_schedule == "cosine":
@@ -193,14 +197,22 @@ class Trainer:
 
     @torch.no_grad()
     def _step_or_skip(self, ok: torch.Tensor) -> None:
-        """Adam step if ``ok`` (a device bool), else leave weights and Adam's state untouched.
+        """Adam step if ``ok`` (a bool tensor), else leave weights and Adam's state untouched.
 
-        Deciding on the host would stop the GPU every step. Instead the step is always taken
-        on finite (zeroed) gradients and then undone where ``ok`` is false, by selecting the
+        On the CPU the decision is taken on the host, which costs nothing there. On a GPU,
+        deciding on the host would stop it every step. Instead the step is always taken on
+        finite (zeroed) gradients and then undone where ``ok`` is false, by selecting the
         old parameters and optimiser state: a skipped step changes nothing, moments and step
         count included. The copies cost one model's worth of memory (13k numbers for the
-        tutorial's flow).
+        tutorial's flow) and a few hundred small kernels, which is why the CPU does not
+        take this path.
         """
+        if not ok.is_cuda:
+            if bool(ok):
+                self.optimizer.step()
+            else:
+                self._skipped += 1
+            return
         params = [p for p in self.model.parameters() if p.grad is not None]
         for p in params:
             p.grad = torch.where(ok, p.grad, torch.zeros_like(p.grad))  # no NaN into Adam
@@ -242,3 +254,39 @@ class Trainer:
             "skipped": skipped,
             "time": self._elapsed,
         }
+
+
+@torch.no_grad()
+def evaluate(model, action, n_samples: int = 4096, batch_size: int = 1024, generator=None) -> dict:
+    """ESS and independence-Metropolis acceptance of ``model`` on fresh samples.
+
+    Unlike the figures logged during training (measured on the training batch), these come
+    from ``n_samples`` new draws, so they are unbiased up to their statistical error: about
+    ``1/sqrt(n_samples)`` for the acceptance.
+
+    Returns:
+        ``{"ess": ..., "acceptance": ..., "n": n_samples}``; both NaN if a weight is not
+        finite.
+    """
+    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 2:
+        raise ValueError(f"n_samples must be an integer >= 2, got {n_samples!r}")
+    was_training = model.training
+    model.eval()
+    try:
+        logw = []
+        for start in range(0, n_samples, batch_size):
+            x, logq = model.sample(min(batch_size, n_samples - start), generator=generator)
+            logw.append((-action(x) - logq).double().cpu())
+    finally:
+        model.train(was_training)
+    logw = torch.cat(logw)
+    if not torch.isfinite(logw).all():
+        return {"ess": float("nan"), "acceptance": float("nan"), "n": n_samples}
+    # The weights are on the CPU; a CUDA generator cannot draw the uniforms there.
+    mh_gen = generator if generator is not None and generator.device.type == "cpu" else None
+    _, accepted = independence_metropolis(logw, torch.zeros_like(logw), mh_gen)
+    return {
+        "ess": _ess(logw),
+        "acceptance": accepted[1:].double().mean().item(),
+        "n": n_samples,
+    }
