@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from .notebooks import DEVICES, MODES, NotebookFailed, run_notebooks
 
@@ -76,31 +77,61 @@ def _train(args: argparse.Namespace) -> int:
     import torch
 
     from .actions import Phi4Action
-    from .analysis import ess
-    from .flows import RealNVPConfig, build_real_nvp
-    from .io import save_checkpoint
+    from .flows import RealNVPConfig, build_real_nvp, transfer_real_nvp
+    from .io import load_checkpoint, save_checkpoint
     from .lattice import resolve_device
-    from .train import TrainConfig, Trainer
+    from .train import TrainConfig, Trainer, evaluate
 
     try:
         device = resolve_device(args.device)
         action = Phi4Action(args.m2, args.lam)
-        arch = RealNVPConfig(L=args.L, n_layers=args.layers)
         config = TrainConfig(
             n_steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed
         )
-    except ValueError as err:
+        if args.target_acceptance is not None and not 0 < args.target_acceptance < 1:
+            raise ValueError(f"--target-acceptance must be in (0, 1), got {args.target_acceptance}")
+        if args.check_every < 1:
+            raise ValueError(f"--check-every must be positive, got {args.check_every}")
+        if args.init is None:
+            arch = RealNVPConfig(L=args.L, n_layers=args.layers or 16)
+            model = build_real_nvp(arch, seed=args.seed)
+        else:
+            model, _ = load_checkpoint(args.init)
+            if args.layers is not None and args.layers != model.config.n_layers:
+                raise ValueError(
+                    f"--layers {args.layers} differs from {args.init} "
+                    f"({model.config.n_layers} layers)"
+                )
+            model = transfer_real_nvp(model, args.L)
+    except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    model = build_real_nvp(arch, seed=args.seed).to(device)
+    model = model.to(device)
     trainer = Trainer(model, action, config)
+    gen = torch.Generator(device=device).manual_seed(args.seed + 12345)
+    checks: list[dict] = []
+
+    def check(trainer, metrics):  # fresh-sample acceptance, the stopping criterion
+        if metrics["step"] % args.check_every == 0:
+            result = evaluate(model, action, 4096, generator=gen)
+            checks.append({"step": metrics["step"], **result})
+            print(
+                f"step {metrics['step']}: acceptance {result['acceptance']:.3f}, "
+                f"ESS {result['ess']:.3f} on 4096 fresh samples",
+                file=sys.stderr,
+            )
+            if result["acceptance"] >= args.target_acceptance:
+                trainer.stop()
+
+    if args.target_acceptance is not None:
+        trainer.add_callback(check)
     trainer.train(progress=True)
-    with torch.no_grad():  # ESS on fresh samples, never the training batch
-        gen = torch.Generator(device=device).manual_seed(args.seed + 12345)
-        logw = torch.cat(
-            [-action(x) - logq for x, logq in (model.sample(4096, generator=gen) for _ in range(2))]
-        )
-    value = ess(logw)
+    final = evaluate(model, action, 16384, generator=gen)  # fresh samples, never the batch
+    extra = {}
+    if args.init is not None:
+        extra["init"] = Path(args.init).name
+    if args.target_acceptance is not None:
+        extra["target_acceptance"] = args.target_acceptance
     save_checkpoint(
         args.out,
         model.cpu(),
@@ -108,11 +139,17 @@ def _train(args: argparse.Namespace) -> int:
         steps=trainer.step,
         seed=args.seed,
         train=config.to_dict(),
-        metrics={"ess": round(value, 4), "ess_samples": len(logw)},
+        metrics={
+            "ess": round(final["ess"], 4),
+            "acceptance": round(final["acceptance"], 4),
+            "ess_samples": final["n"],
+            "train_seconds": round(trainer.history[-1]["time"], 1) if trainer.history else 0.0,
+        },
+        **extra,
     )
     print(
-        f"trained {trainer.step} steps, skipped {trainer.skipped}; "
-        f"ESS {value:.3f} on {len(logw)} fresh samples; saved {args.out}"
+        f"trained {trainer.step} steps, skipped {trainer.skipped}; ESS {final['ess']:.3f}, "
+        f"acceptance {final['acceptance']:.3f} on {final['n']} fresh samples; saved {args.out}"
     )
     return 0
 
@@ -166,7 +203,6 @@ def build_parser() -> argparse.ArgumentParser:
         "L": 8,
         "m2": -4.0,
         "lam": 8.0,
-        "layers": 16,
         "steps": 20_000,
         "batch_size": 64,
         "lr": 1e-3,
@@ -179,6 +215,19 @@ def build_parser() -> argparse.ArgumentParser:
             default=value,
             help=f"(default {value})",
         )
+    tr.add_argument("--layers", type=int, default=None, help="coupling layers (default 16)")
+    tr.add_argument(
+        "--init",
+        default=None,
+        help="start from this checkpoint's weights (any L: the flow is transferred to --L)",
+    )
+    tr.add_argument(
+        "--target-acceptance",
+        type=float,
+        default=None,
+        help="stop once the MH acceptance on 4096 fresh samples reaches this",
+    )
+    tr.add_argument("--check-every", type=int, default=500, help="steps between acceptance checks")
     tr.add_argument("--device", choices=DEVICES, default="auto", help="where to train")
     tr.add_argument("--out", required=True, help="checkpoint file (.safetensors)")
     tr.set_defaults(run=_train)

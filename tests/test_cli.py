@@ -31,7 +31,7 @@ def test_train_command_writes_a_matching_checkpoint(tmp_path, capsys):
     )
     assert rc == 0
     model, meta = load_checkpoint(out, action=Phi4Action(1.0, 0.0))
-    assert meta["steps"] == 20 and meta["metrics"]["ess_samples"] == 8192
+    assert meta["steps"] == 20 and meta["metrics"]["ess_samples"] == 16384
     assert 0 < meta["metrics"]["ess"] <= 1
     assert "saved" in capsys.readouterr().out
 
@@ -45,3 +45,34 @@ def test_train_command_bad_input_is_one_line():
     )
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: L must be even for a checkerboard mask, got 7"
+
+
+def test_train_command_transfers_and_stops_at_the_target_acceptance(tmp_path, capsys):
+    first = tmp_path / "L4.safetensors"
+    common = ["--layers", "2", "--m2", "1.0", "--lam", "0.0", "--device", "cpu"]
+    assert main(["train", "--L", "4", "--steps", "20", *common, "--out", str(first)]) == 0
+    second = tmp_path / "L6.safetensors"
+    args = ["train", "--L", "6", "--init", str(first), "--steps", "2000", "--lr", "5e-3"]
+    args += ["--target-acceptance", "0.4", "--check-every", "50"]
+    args += ["--m2", "1.0", "--lam", "0.0", "--device", "cpu", "--out", str(second)]
+    assert main(args) == 0
+    model, meta = load_checkpoint(second, action=Phi4Action(1.0, 0.0))
+    assert model.config.L == 6 and model.config.n_layers == 2
+    assert meta["init"] == "L4.safetensors" and meta["target_acceptance"] == 0.4
+    # stopped at the first check that met the target, long before the step budget
+    assert meta["steps"] % 50 == 0 and meta["steps"] < 2000
+    assert meta["metrics"]["acceptance"] > 0.3  # re-measured on 16384 fresh samples
+
+
+def test_train_command_refuses_a_layer_count_that_contradicts_init(tmp_path, capsys):
+    first = tmp_path / "L4.safetensors"
+    common = ["--m2", "1.0", "--lam", "0.0", "--device", "cpu"]
+    assert (
+        main(["train", "--L", "4", "--layers", "2", "--steps", "5", *common, "--out", str(first)])
+        == 0
+    )
+    rc = main(
+        ["train", "--init", str(first), "--layers", "4", *common, "--out", str(tmp_path / "x")]
+    )
+    assert rc == 2
+    assert "differs" in capsys.readouterr().err

@@ -5,7 +5,15 @@ import math
 import pytest
 import torch
 
-from lqft_lab.flows import AffineCoupling, ConvNet, Flow, build_real_nvp
+from lqft_lab.flows import (
+    AffineCoupling,
+    ConvNet,
+    Flow,
+    PeriodicConv2d,
+    build_real_nvp,
+    periodic_pad,
+    transfer_real_nvp,
+)
 from lqft_lab.lattice import checkerboard
 
 L = 4
@@ -150,3 +158,44 @@ def test_flow_of_no_layers_is_identity():
     z = torch.randn(2, L, L)
     x, logJ = Flow([])(z)
     assert torch.equal(x, z) and torch.equal(logJ, torch.zeros(2))
+
+
+def test_periodic_pad_and_conv_match_torch_circular_padding():
+    x = torch.randn(3, 2, 6, 4, dtype=torch.float64)
+    for pad in (0, 1, 2):
+        expected = torch.nn.functional.pad(x, (pad,) * 4, mode="circular") if pad else x
+        assert torch.equal(periodic_pad(x, pad), expected)
+    torch.manual_seed(0)
+    ours = PeriodicConv2d(2, 5, 3).double()
+    reference = torch.nn.Conv2d(2, 5, 3, padding=1, padding_mode="circular").double()
+    reference.load_state_dict(ours.state_dict())  # same keys: old checkpoints still load
+    assert torch.allclose(ours(x), reference(x), atol=1e-12)
+
+
+def test_transfer_keeps_the_weights_and_the_translation_equivariance():
+    model = _randomised(build_real_nvp(L=4, n_layers=4, seed=0)).double()
+    big = transfer_real_nvp(model, 8)
+    assert big.lattice_shape == (8, 8) and big.config.L == 8 and model.config.L == 4
+    for (name, p), (name_big, p_big) in zip(
+        model.named_parameters(), big.named_parameters(), strict=True
+    ):
+        assert name == name_big and torch.equal(p, p_big)
+        assert p.data_ptr() != p_big.data_ptr()  # a copy: fine-tuning one leaves the other
+    # A field that is periodic with period 4 in both directions, seen on the 8x8 lattice:
+    # the transferred flow must act on each 4x4 tile exactly as the original flow does.
+    z = torch.randn(2, 4, 4, dtype=torch.float64)
+    x_small, logJ_small = model.flow(z)
+    x_big, logJ_big = big.flow(z.repeat(1, 2, 2))
+    assert torch.allclose(x_big, x_small.repeat(1, 2, 2), atol=1e-12)
+    assert torch.allclose(logJ_big, 4 * logJ_small, atol=1e-10)
+    # and it is still an exact density: sample and log_prob agree at the new size
+    x, logq = big.sample(8, generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(big.log_prob(x), logq, atol=1e-10)
+
+
+def test_transfer_bad_input():
+    model = build_real_nvp(L=4, n_layers=2, seed=0)
+    with pytest.raises(ValueError, match="even"):
+        transfer_real_nvp(model, 5)
+    with pytest.raises(TypeError, match="build_real_nvp"):
+        transfer_real_nvp(model.flow, 8)

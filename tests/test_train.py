@@ -8,7 +8,7 @@ import torch
 from lqft_lab.actions import Phi4Action
 from lqft_lab.analysis import ess
 from lqft_lab.flows import build_real_nvp
-from lqft_lab.train import TrainConfig, Trainer
+from lqft_lab.train import TrainConfig, Trainer, evaluate
 
 
 def _trainer(n_steps=60, **kw):
@@ -126,3 +126,15 @@ def test_a_skipped_step_changes_nothing():
 def test_bad_config(kwargs, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**kwargs)
+
+
+def test_evaluate_measures_fresh_samples():
+    trainer = _trainer()
+    gen = torch.Generator().manual_seed(5)
+    result = evaluate(trainer.model, trainer.action, 4096, batch_size=1000, generator=gen)
+    assert set(result) == {"ess", "acceptance", "n"} and result["n"] == 4096
+    assert result["ess"] == pytest.approx(_fresh_ess(trainer), abs=0.05)
+    assert 0 < result["acceptance"] < 1
+    assert trainer.model.training  # the model's mode is restored after sampling in eval mode
+    with pytest.raises(ValueError, match="n_samples"):
+        evaluate(trainer.model, trainer.action, 1)

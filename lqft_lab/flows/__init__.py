@@ -4,16 +4,19 @@
 
 from .base import Flow, FlowModel
 from .coupling import AffineCoupling
-from .nets import ConvNet
+from .nets import ConvNet, PeriodicConv2d, periodic_pad
 from .priors import NormalPrior
-from .realnvp import RealNVPConfig, build_real_nvp
+from .realnvp import RealNVPConfig, build_real_nvp, transfer_real_nvp
 
 __all__ = [
     "Flow",
     "FlowModel",
     "AffineCoupling",
     "ConvNet",
+    "PeriodicConv2d",
+    "periodic_pad",
     "NormalPrior",
     "RealNVPConfig",
     "build_real_nvp",
+    "transfer_real_nvp",
 ]

@@ -17,7 +17,7 @@ from .coupling import AffineCoupling
 from .nets import ConvNet
 from .priors import NormalPrior
 
-__all__ = ["RealNVPConfig", "build_real_nvp"]
+__all__ = ["RealNVPConfig", "build_real_nvp", "transfer_real_nvp"]
 
 
 @dataclass(frozen=True)
@@ -75,3 +75,35 @@ def build_real_nvp(
     model = FlowModel(NormalPrior(shape), Flow(layers))
     model.config = config
     return model
+
+
+def transfer_real_nvp(model: FlowModel, L: int) -> FlowModel:
+    """The same flow on an ``L × L`` lattice: a copy sharing no storage with ``model``.
+
+    Every network is a periodic convolution and every mask a checkerboard, so the weights
+    define a translation-equivariant map at any even ``L``; only the masks and the prior's
+    shape depend on the volume. A model trained at ``L₀`` therefore runs, and can be
+    fine-tuned, at ``L`` (arXiv:2101.08176 sec. IV; for how its quality scales, the
+    locality estimate ``ESS(V) ≈ ESS(V₀)^(V/V₀)`` of Hackett's talk, arXiv:2401.10874).
+
+    Args:
+        model: a flow from :func:`build_real_nvp` (it carries ``model.config``).
+        L: the new lattice size (even, ≥ 2).
+
+    Returns:
+        A new model on ``model``'s device and dtype, in ``model``'s train/eval mode.
+    """
+    config = getattr(model, "config", None)
+    if not isinstance(config, RealNVPConfig):
+        raise TypeError("transfer_real_nvp needs a model built by build_real_nvp (no .config)")
+    new = build_real_nvp(config, L=L)
+    param = next(model.parameters())
+    new.to(device=param.device, dtype=param.dtype)
+    weights = {
+        k: v.detach().clone() for k, v in model.state_dict().items() if not k.endswith(".mask")
+    }
+    missing, unexpected = new.load_state_dict(weights, strict=False)
+    if unexpected or any(not k.endswith(".mask") for k in missing):
+        raise RuntimeError(f"weights do not fit: missing {missing}, unexpected {unexpected}")
+    new.train(model.training)
+    return new
