@@ -27,7 +27,11 @@ from lqft_lab.observables import (
     ising_energy,
     magnetization,
     phi4_primaries,
+    pole_mass,
+    pole_mass_from_means,
     stack_primaries,
+    timeslice_correlator,
+    timeslice_observables,
     two_point,
     zero_momentum_correlator,
 )
@@ -187,3 +191,41 @@ def test_exact_samples_correlators(free_samples):
     sigma_m = ((blocks - 1) * m_loo.var(dim=0, unbiased=False)) ** 0.5
     m_eff = effective_mass(zero_momentum_correlator(connected_two_point(phi)))[1:3]
     assert torch.all((m_eff - free_field_pole_mass(M2)).abs() < 4 * sigma_m)
+
+
+def test_timeslice_correlator_is_the_zero_momentum_two_point():
+    phi = torch.randn(7, 6, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    expected = zero_momentum_correlator(two_point(phi), batched=True)  # (B, L0)
+    assert torch.allclose(timeslice_correlator(phi), expected)
+    for name, fn in timeslice_observables(6).items():
+        assert torch.allclose(fn(phi), expected[:, int(name[1:])])
+
+
+def test_pole_mass_of_exact_free_samples(free_samples):
+    # iid exact samples as a "chain": the Γ-method must find tau_int ≈ 1/2 and the estimate
+    # must agree with the exact pole mass arccosh(1 + m²/2) within 4σ of its own error.
+    observables = {"M": magnetization, **timeslice_observables(SHAPE[0])}
+    series = {name: fn(free_samples) for name, fn in observables.items()}
+    result = pole_mass(series, SHAPE)
+    exact_mp = free_field_pole_mass(M2)
+    assert abs(result.value - exact_mp) < 4 * result.error
+    assert result.error < 0.02 * exact_mp  # enough statistics for the check to bite
+    assert result.tau_int == pytest.approx(0.5, abs=4 * result.tau_int_error + 0.05)
+    # a different plateau window estimates the same mass (single state, exact cosh)
+    assert abs(pole_mass(series, SHAPE, t_range=[1]).value - exact_mp) < 4 * result.error
+
+
+def test_pole_mass_bad_input():
+    with pytest.raises(ValueError, match="missing"):
+        pole_mass({"M": torch.zeros(10)}, (4, 4))
+    with pytest.raises(ValueError, match="L0"):
+        timeslice_observables(2)
+    with pytest.raises(ValueError, match="means"):
+        pole_mass_from_means([0.0, 1.0], 4, 4)
+    noise = torch.randn(200, 4, 4, generator=torch.Generator().manual_seed(0))
+    series = {
+        "M": magnetization(noise),
+        **{k: f(noise) for k, f in timeslice_observables(4).items()},
+    }
+    with pytest.raises(ValueError, match="too noisy"):
+        pole_mass(series, (4, 4))  # white noise: C(t>0) ≈ 0, no effective mass

@@ -12,11 +12,13 @@ Contract for every function here:
   normalised to ``(0, 1]`` and should be measured on >= 4096 fresh samples.
 
 Modules: :mod:`.autocorr` (Wolff's Γ-method), :mod:`.ess`, :mod:`.resampling` (binning,
-jackknife, bootstrap), :mod:`.reweighting` (self-normalised importance sampling).
+jackknife, bootstrap), :mod:`.reweighting` (self-normalised importance sampling),
+:mod:`.fits` (power laws such as ``τ_int = α L^z``).
 """
 
 from .autocorr import GammaResult, autocorrelation, gamma_method, integrated_autocorrelation_time
 from .ess import ess, mcmc_ess
+from .fits import PowerLawFit, fit_power_law
 from .resampling import bin_data, bootstrap, jackknife
 from .reweighting import reweight
 
@@ -27,6 +29,8 @@ __all__ = [
     "autocorrelation",
     "ess",
     "mcmc_ess",
+    "PowerLawFit",
+    "fit_power_law",
     "bin_data",
     "jackknife",
     "bootstrap",

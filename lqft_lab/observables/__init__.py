@@ -8,7 +8,7 @@ quantities come from per-configuration primaries fed to the Γ-method, see
 :mod:`lqft_lab.observables.scalar`.
 """
 
-from .estimates import PRIMARIES, estimate, phi4_chain_observables
+from .estimates import PRIMARIES, estimate, phi4_chain_observables, pole_mass
 from .scalar import (
     DERIVED,
     abs_magnetization,
@@ -22,7 +22,10 @@ from .scalar import (
     ising_energy_from_means,
     magnetization,
     phi4_primaries,
+    pole_mass_from_means,
     stack_primaries,
+    timeslice_correlator,
+    timeslice_observables,
     two_point,
     zero_momentum_correlator,
 )
@@ -43,7 +46,11 @@ __all__ = [
     "ising_energy_from_means",
     "magnetization",
     "phi4_primaries",
+    "pole_mass",
+    "pole_mass_from_means",
     "stack_primaries",
+    "timeslice_correlator",
+    "timeslice_observables",
     "two_point",
     "zero_momentum_correlator",
 ]

@@ -64,6 +64,9 @@ __all__ = [
     "binder_from_means",
     "DERIVED",
     "derived_observable",
+    "timeslice_correlator",
+    "timeslice_observables",
+    "pole_mass_from_means",
 ]
 
 
@@ -293,3 +296,66 @@ def derived_observable(
         raise ValueError(f"{name!r} needs the lattice volume, got volume={volume}")
     V = int(volume)
     return keys, lambda means: fn(means, V)
+
+
+def timeslice_correlator(phi: torch.Tensor) -> torch.Tensor:
+    """Per-configuration zero-momentum correlator ``c(t) = (1/V) Σ_{t₀} s(t₀) s(t₀ + t)``.
+
+    ``s(t) = Σ_x⃗ φ(t, x⃗)`` is the time-slice sum (direction 0 is time), so that
+    ``⟨c(t)⟩ - L_x⃗ ⟨M⟩² = C(t)``, the zero-momentum projection of ``G_c`` in the module
+    docstring, with ``L_x⃗`` the number of sites in a time slice.
+
+    Args:
+        phi: fields ``(B, L_0, *spatial)``.
+
+    Returns:
+        ``(B, L_0)``, index ``t = 0, …, L_0 - 1``.
+    """
+    check_field(phi, name="phi")
+    if phi.dim() < 2:
+        raise ValueError(f"phi needs a time axis, got shape {tuple(phi.shape)}")
+    s = phi.flatten(2).sum(dim=2) if phi.dim() > 2 else phi  # (B, L_0)
+    volume = phi[0].numel()
+    return torch.stack([(s * s.roll(-t, dims=1)).sum(dim=1) for t in range(s.shape[1])], 1) / volume
+
+
+def timeslice_observables(L0: int) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
+    """``{"c0": ..., "c{L0-1}": ...}``: :func:`timeslice_correlator` one time at a time.
+
+    For ``run_chain(observables=...)``, whose observables return ``(B,)``; together with
+    ``"M"`` they are the primaries of :func:`pole_mass_from_means`.
+    """
+    if isinstance(L0, bool) or not isinstance(L0, int) or L0 < 3:
+        raise ValueError(f"L0 must be an integer >= 3, got {L0!r}")
+
+    def component(t: int) -> Callable[[torch.Tensor], torch.Tensor]:
+        def c_t(phi: torch.Tensor) -> torch.Tensor:
+            s = phi.flatten(2).sum(dim=2) if phi.dim() > 2 else phi
+            return (s * s.roll(-t, dims=1)).sum(dim=1) / phi[0].numel()
+
+        return c_t
+
+    return {f"c{t}": component(t) for t in range(L0)}
+
+
+def pole_mass_from_means(means, L0: int, spatial_sites: int, t_range: Sequence[int] | None = None):
+    """Pole mass from the means ``[⟨M⟩, ⟨c(0)⟩, …, ⟨c(L0-1)⟩]``: the averaged effective mass.
+
+    ``C(t) = ⟨c(t)⟩ - L_x⃗ ⟨M⟩²`` is symmetrised, ``C(t) → [C(t) + C(L0 - t)]/2``, and the
+    effective mass ``arccosh[(C(t-1) + C(t+1)) / (2 C(t))]`` (exact for one state on a
+    periodic lattice) is averaged over ``t_range``, the plateau ``m_p = -∂_t log C̃(t)`` of
+    arXiv:1904.12072. The default ``1 … L0/2 - 1`` leaves out the midpoint, where
+    ``C(t)`` is flattest and the argument's noise most often dips below 1: the Γ-method
+    evaluates this function on each replica's means too, so it has to survive short chains.
+    NaN where the correlator is too noisy.
+    """
+    means = np.asarray(means, dtype=float)
+    if means.shape != (L0 + 1,):
+        raise ValueError(f"expected {L0 + 1} means [M, c(0..{L0 - 1})], got shape {means.shape}")
+    C = means[1:] - spatial_sites * means[0] ** 2
+    C = 0.5 * (C + np.roll(C[::-1], 1))  # C(t) and C(L0 - t)
+    ts = np.arange(1, max(2, L0 // 2)) if t_range is None else np.asarray(t_range)
+    arg = (C[ts - 1] + C[(ts + 1) % L0]) / (2 * C[ts])
+    if np.any(~np.isfinite(arg)) or np.any(arg < 1):
+        return float("nan")
+    return float(np.mean(np.arccosh(arg)))
