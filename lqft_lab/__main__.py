@@ -80,7 +80,7 @@ def _train(args: argparse.Namespace) -> int:
     from .flows import RealNVPConfig, build_real_nvp, transfer_real_nvp
     from .io import load_checkpoint, save_checkpoint
     from .lattice import resolve_device
-    from .train import TrainConfig, Trainer, evaluate
+    from .train import TrainConfig, Trainer, evaluate, train_to_acceptance
 
     try:
         device = resolve_device(args.device)
@@ -109,23 +109,17 @@ def _train(args: argparse.Namespace) -> int:
     model = model.to(device)
     trainer = Trainer(model, action, config)
     gen = torch.Generator(device=device).manual_seed(args.seed + 12345)
-    checks: list[dict] = []
-
-    def check(trainer, metrics):  # fresh-sample acceptance, the stopping criterion
-        if metrics["step"] % args.check_every == 0:
-            result = evaluate(model, action, 4096, generator=gen)
-            checks.append({"step": metrics["step"], **result})
-            print(
-                f"step {metrics['step']}: acceptance {result['acceptance']:.3f}, "
-                f"ESS {result['ess']:.3f} on 4096 fresh samples",
-                file=sys.stderr,
-            )
-            if result["acceptance"] >= args.target_acceptance:
-                trainer.stop()
-
-    if args.target_acceptance is not None:
-        trainer.add_callback(check)
-    trainer.train(progress=True)
+    if args.target_acceptance is None:
+        trainer.train(progress=True)
+    else:
+        train_to_acceptance(
+            trainer,
+            args.target_acceptance,
+            args.check_every,
+            generator=gen,
+            progress=True,
+            log=lambda line: print(line, file=sys.stderr),
+        )
     final = evaluate(model, action, 16384, generator=gen)  # fresh samples, never the batch
     extra = {}
     if args.init is not None:

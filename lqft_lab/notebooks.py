@@ -2,9 +2,10 @@
 
 The contract between a notebook and its runner:
 
-- A notebook is ``notebooks/NN_topic.ipynb``. Its first code cell is tagged ``parameters``
-  and defines at least ``mode = "fast"`` and ``device = "auto"``; the runner overrides them
-  (papermill injects a cell after it), plus any ``extra_parameters``.
+- A notebook is ``notebooks/NN_topic.ipynb`` (or ``NNx_topic.ipynb``, a letter after the
+  number for a companion of notebook ``NN``, e.g. ``01b``). Its first code cell is tagged
+  ``parameters`` and defines at least ``mode = "fast"`` and ``device = "auto"``; the runner
+  overrides them (papermill injects a cell after it), plus any ``extra_parameters``.
 - A notebook reports its key figures with :func:`record` (``record("ess", ess)``). In an
   interactive session that only keeps them in this process (:func:`recorded`); under the
   runner, ``LQFT_LAB_RECORD`` names a JSON file and every call merges ``{name: value}``
@@ -45,6 +46,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tempfile
 import time
 from collections.abc import Iterable, Mapping
@@ -209,12 +211,15 @@ class NotebookFailed(RuntimeError):
         super().__init__("\n".join(lines))
 
 
+_NUMBERED = re.compile(r"[0-9]{2}[a-z]?_.+\.ipynb")
+
+
 def find_notebooks(notebooks_dir: str | os.PathLike = "notebooks") -> list[Path]:
-    """Return the numbered notebooks ``NN_*.ipynb`` in ``notebooks_dir``, sorted."""
+    """Return the numbered notebooks (``NN_*.ipynb``, ``NNx_*.ipynb``) in a folder, sorted."""
     folder = Path(notebooks_dir)
     if not folder.is_dir():
         raise FileNotFoundError(f"notebook folder {str(folder)!r} does not exist")
-    return sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+    return sorted(p for p in folder.glob("*.ipynb") if _NUMBERED.fullmatch(p.name))
 
 
 def _select(notebooks: list[Path], only: Iterable[str] | None) -> list[Path]:

@@ -70,6 +70,14 @@ TARGETS: dict[str, tuple[Target, ...]] = {
         Target("n_proposals", ">=", 10_000, "proposals behind the acceptance"),
         Target("ess_samples", ">=", 4096, "fresh samples behind the ESS"),
     ),
+    "01b_phi4_at_scale": (
+        Target("z_flow_score", "|x|<", 1, "flow-MH z of χ₂ compatible with 0 (|z| < 2σ or < 0.3)"),
+        Target("z_hmc", ">=", 1, "HMC z of χ₂ (arXiv:1904.12072: 1.4–2.7)"),
+        *(
+            Target(f"mpL_pull_E{i}", "|x|<", 3, f"m_p L of E{i}, flow-MH vs arXiv:1904.12072, in σ")
+            for i in range(1, 6)
+        ),
+    ),
 }
 
 

@@ -8,7 +8,7 @@ import torch
 from lqft_lab.actions import Phi4Action
 from lqft_lab.analysis import ess
 from lqft_lab.flows import build_real_nvp
-from lqft_lab.train import TrainConfig, Trainer, evaluate
+from lqft_lab.train import TrainConfig, Trainer, evaluate, train_to_acceptance
 
 
 def _trainer(n_steps=60, **kw):
@@ -138,3 +138,26 @@ def test_evaluate_measures_fresh_samples():
     assert trainer.model.training  # the model's mode is restored after sampling in eval mode
     with pytest.raises(ValueError, match="n_samples"):
         evaluate(trainer.model, trainer.action, 1)
+
+
+def test_train_to_acceptance_stops_at_the_first_check_that_meets_the_target():
+    trainer = _trainer(n_steps=3000, lr=5e-3)
+    lines = []
+    checks = train_to_acceptance(
+        trainer, 0.5, check_every=50, generator=torch.Generator().manual_seed(1), log=lines.append
+    )
+    assert [c["step"] for c in checks] == list(range(0, trainer.step + 1, 50))
+    assert checks[-1]["acceptance"] >= 0.5 > max(c["acceptance"] for c in checks[:-1])
+    assert trainer.step < 3000 and len(lines) == len(checks) and "acceptance" in lines[0]
+    # a flow that already meets the target is not trained further
+    again = train_to_acceptance(trainer, 0.3, generator=torch.Generator().manual_seed(2))
+    assert len(again) == 1 and again[0]["step"] == trainer.step
+
+
+def test_train_to_acceptance_respects_the_step_budget_and_rejects_bad_targets():
+    trainer = _trainer(n_steps=30)
+    checks = train_to_acceptance(trainer, 0.999, check_every=20)
+    assert trainer.step == 30 and [c["step"] for c in checks] == [0, 20, 30]
+    for target in (0.0, 1.0, -0.5):
+        with pytest.raises(ValueError, match="target acceptance"):
+            train_to_acceptance(trainer, target)
