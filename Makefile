@@ -6,6 +6,7 @@
 #   make notebooks       execute every notebook headless (fast mode) into build/notebooks/
 #   make notebooks-full  the published-scale run (--mode full --device auto)
 #   make gpu             the full notebook run on CUDA, the GPU tests, a report in reports/gpu/
+#   make bench           benchmarks/bench_phi4.py on the default device (BENCH_ARGS=--quick)
 #   make lint            ruff
 #   make clean           remove build outputs (keeps .venv)
 #
@@ -18,8 +19,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
-.PHONY: venv lab test notebooks notebooks-full gpu lint clean
+.PHONY: venv lab test notebooks notebooks-full gpu bench lint clean
 
 venv: $(STAMP)
 
@@ -65,9 +67,13 @@ gpu: venv
 	$(PY) -m lqft_lab report --metrics $(GPU_OUT)/metrics.json --out reports/gpu; \
 	[ $$nb -eq 0 ] && [ $$tests -eq 0 ]
 
+# Figures print as name=value lines; record them with the machine in benchmarks/RESULTS.md.
+bench: venv
+	$(PY) benchmarks/bench_phi4.py $(BENCH_ARGS)
+
 lint: venv
-	$(PY) -m ruff check lqft_lab tests
-	$(PY) -m ruff format --check lqft_lab tests
+	$(PY) -m ruff check lqft_lab tests benchmarks
+	$(PY) -m ruff format --check lqft_lab tests benchmarks
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache
