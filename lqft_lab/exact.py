@@ -41,14 +41,20 @@ References:
     M. S. Albergo et al., "Introduction to Normalizing Flows for Lattice Field Theory",
     arXiv:2101.08176.
     M. S. Albergo, G. Kanwar, P. E. Shanahan, arXiv:1904.12072, sec. IV.
+
+The second half of the module holds the exact finite-volume solution of 2D U(1) Wilson gauge
+theory on a periodic ``L0 × L1`` lattice (``u1_*`` functions, character expansion); its
+derivation is in the comment block above :func:`u1_log_z`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from numbers import Real
 
 import numpy as np
+from scipy.special import ive
 
 from .lattice import lattice_shape
 
@@ -62,6 +68,12 @@ __all__ = [
     "free_field_zero_momentum_correlator",
     "free_field_pole_mass",
     "free_field_log_z",
+    "u1_log_z",
+    "u1_plaquette",
+    "u1_plaquette_infinite_volume",
+    "u1_wilson_loop",
+    "u1_topological_susceptibility",
+    "u1_topological_susceptibility_infinite_volume",
 ]
 
 
@@ -177,3 +189,231 @@ def free_field_log_z(shape: int | Sequence[int], m2: float) -> float:
     return 0.5 * V * math.log(math.pi) - 0.5 * float(
         np.sum(np.log(lattice_momentum_squared(shape) + m2))
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# 2D U(1) Wilson gauge theory on a periodic L0 × L1 lattice (V = L0 L1 plaquettes).
+#
+# Conventions of lqft_lab.actions.U1WilsonAction: S = -β Σ_P cos θ_P, and
+#     Z(β) = ∫ Π_links dθ/(2π) e^{-S},      (Haar measure normalised to 1 per link: Z(0) = 1).
+#
+# Character expansion: e^{β cos φ} = Σ_{n∈ℤ} I_n(β) e^{inφ}. On a 2D torus every link lies in
+# exactly two plaquettes, with opposite orientations, so integrating a link gives δ_{n_P n_P'}
+# for its two plaquettes; the plaquettes are connected, hence all n_P are equal and
+#     Z = Σ_{n∈ℤ} I_n(β)^V.                                           (1)
+# Then ⟨cos θ_P⟩ = (1/V) ∂_β log Z with I_n' = (I_{n-1} + I_{n+1})/2, and a Wilson loop enclosing
+# A plaquettes shifts their representation by one (e^{iφ} e^{β cos φ} = Σ_n I_{n-1} e^{inφ}):
+#     ⟨W_A⟩ = Σ_n I_n^{V-A} I_{n-1}^A / Z.                              (2)
+#
+# Topological charge Q = (1/2π) Σ_P wrap(θ_P). Weight each plaquette by e^{iθφ/2π} with
+# φ = wrap(θ_P) ∈ [-π, π): the weight f(φ) = e^{β cos φ + iθφ/2π} is a function on the circle
+# with Fourier coefficients c_n(θ) = ∫_{-π}^{π} dφ/(2π) e^{β cos φ} e^{i(θ/2π - n)φ}; the same
+# link integrals as in (1) then give (n → -n)
+#     Z(θ) = ∫ dU e^{-S + iθQ} = Σ_n g_n(t)^V,   t = θ/2π,
+#     g_n(t) = ∫ dφ/(2π) e^{β cos φ} e^{i(n+t)φ}.
+# (Equivalently: the unwrapped plaquette angles sum to 0 on the torus, so Σ_P wrap(θ_P) = 2πQ
+# and the sum over n is the Fourier representation of that constraint.) g_n is real (the
+# integrand's odd part integrates to zero), g_n(0) = I_n, g_n'(0) = -A_n, g_n''(0) = -B_n with
+#     A_n = ∫ dφ/(2π) e^{β cos φ} φ sin(nφ),   B_n = ∫ dφ/(2π) e^{β cos φ} φ² cos(nφ).
+# Z(θ) is even in θ, so ⟨Q²⟩ = -∂²_θ log Z(θ)|_0 = -Z''(0)/Z(0) and, with d/dθ = (1/2π) d/dt,
+#     χ_t = ⟨Q²⟩/V = (1/4π²) Σ_n [I_n^{V-1} B_n - (V-1) I_n^{V-2} A_n²] / Σ_n I_n^V.    (3)
+# A_n and B_n follow exactly from the Fourier series φ = 2 Σ_k (-1)^{k+1} sin(kφ)/k and
+# φ² = π²/3 + 4 Σ_k (-1)^k cos(kφ)/k² on (-π, π) (Parseval; I_k decays faster than any power):
+#     A_n = Σ_{k≥1} (-1)^{k+1}/k · (I_{|k-n|} - I_{k+n}),
+#     B_n = (π²/3) I_n + 2 Σ_{k≥1} (-1)^k/k² · (I_{|k-n|} + I_{k+n}).
+# Only the n = 0 term survives as V → ∞ (|I_n| < I_0 for n ≠ 0, β > 0):
+#     ⟨cos θ_P⟩ → I_1/I_0,   χ_t → B_0/(4π² I_0) = ⟨φ²⟩_β/(4π²),   ⟨W_A⟩ → (I_1/I_0)^A,
+# the last being the area law with string tension -log(I_1/I_0). At β = 0, χ_t = 1/12 in every
+# volume with V >= 3. Every I_n is evaluated as ive(n, β) = e^{-β} I_n(β): the common factors
+# e^{-β} cancel in ratios and are restored in log Z.
+#
+# References: C. Bonati, P. Rossi, arXiv:1901.09830, Phys. Rev. D 99 (2019) 054503 (U(N) and
+# U(1) partition function and topological susceptibility at finite volume and spacing);
+# T. G. Kovács, E. T. Tomboulis, Z. Schram, hep-th/9505005; J.-M. Drouffe, J.-B. Zuber,
+# Phys. Rep. 102 (1983) 1 (character expansion); G. Kanwar et al., arXiv:2003.06413.
+# ---------------------------------------------------------------------------------------------
+
+# Bessel ratios I_n/I_0 below this are dropped; every term kept is multiplied by at least
+# (I_n/I_0)^2, so the truncation error is far below double precision.
+_U1_CUTOFF = 1e-40
+
+
+def _u1_validate(beta: float, L: int | Sequence[int]) -> tuple[float, int]:
+    """Validate ``beta`` (finite, >= 0) and a 2D lattice; return ``(beta, V)``."""
+    if isinstance(beta, bool) or not isinstance(beta, Real):
+        raise TypeError(f"beta must be a real number, got {type(beta).__name__}")
+    beta = float(beta)
+    if not (math.isfinite(beta) and beta >= 0):
+        raise ValueError(f"beta must be finite and >= 0, got {beta}")
+    shape = lattice_shape(L if isinstance(L, int) else tuple(L), dim=2)
+    if len(shape) != 2:
+        raise ValueError(f"the U(1) results are for a 2D lattice (L0, L1), got shape {shape}")
+    return beta, shape[0] * shape[1]
+
+
+def _u1_bessel(beta: float) -> tuple[np.ndarray, int]:
+    """A table of ``ive(m, β)``, ``m = 0, 1, …`` (at least ``3 n_max + 2`` entries), and the
+    cut ``n_max`` with ``I_m/I_0 < _U1_CUTOFF`` for ``m >= n_max`` (so sums over
+    ``|n| <= n_max`` are exact in float64)."""
+    n_max = 16 + int(beta + 12 * math.sqrt(beta))
+    while True:
+        i_n = ive(np.arange(3 * n_max + 2), beta)
+        above = np.nonzero(i_n[: n_max + 1] >= _U1_CUTOFF * i_n[0])[0]
+        if above[-1] < n_max:
+            return i_n, int(above[-1]) + 1
+        n_max *= 2
+
+
+def _u1_phi_moments(i_n: np.ndarray, n_max: int) -> tuple[np.ndarray, np.ndarray]:
+    """``A_n`` and ``B_n`` for ``n = 0, …, n_max`` from the Bessel table (same scaling)."""
+    k = np.arange(1, 2 * n_max + 1)  # I_{|k-n|} is negligible beyond k = 2 n_max >= n + n_max
+    n = np.arange(n_max + 1)[:, None]
+    lower, upper = i_n[np.abs(k - n)], i_n[k + n]  # (n_max + 1, 2 n_max) each
+    A = ((-1.0) ** (k + 1) / k * (lower - upper)).sum(axis=1)
+    B = math.pi**2 / 3 * i_n[: n_max + 1] + 2 * ((-1.0) ** k / k**2 * (lower + upper)).sum(axis=1)
+    return A, B
+
+
+def _sum_over_z(terms: np.ndarray) -> float:
+    """``Σ_{n∈ℤ} t_n`` from ``t_0, …, t_N`` of a sequence even in ``n``."""
+    return float(terms[0] + 2.0 * terms[1:].sum())
+
+
+def u1_log_z(beta: float, L: int | Sequence[int]) -> float:
+    """Exact ``log Z`` of 2D U(1) Wilson gauge theory on a periodic lattice.
+
+    ``Z = ∫ Π_links dθ/(2π) e^{β Σ_P cos θ_P} = Σ_{n∈ℤ} I_n(β)^V``: the Haar measure is
+    normalised to one per link, so ``Z(β = 0) = 1``, and ``Z`` is the integral that
+    :class:`lqft_lab.actions.U1WilsonAction` defines (``S = -β Σ_P cos θ_P``). A flow's
+    free-energy estimate ``log ⟨e^{-S}/q⟩`` targets this number when ``q`` is normalised
+    against the same measure (the uniform density on ``[-π, π)`` per link is ``(2π)^{-1}``
+    there, i.e. 1 in these units).
+
+    Args:
+        beta: inverse coupling ``β >= 0``.
+        L: lattice extent (``L × L``) or extents ``(L0, L1)``, each >= 2; only ``V`` matters.
+
+    Returns:
+        ``log Z`` as a float, accurate to about ``1e-13`` relative.
+
+    Raises:
+        ValueError: for ``β < 0``, non-finite ``β`` or a bad lattice.
+
+    References:
+        C. Bonati, P. Rossi, arXiv:1901.09830; J.-M. Drouffe, J.-B. Zuber, Phys. Rep. 102 (1983) 1.
+
+    Example:
+        >>> u1_log_z(0.0, 4)
+        0.0
+    """
+    beta, V = _u1_validate(beta, L)
+    i_n, n_max = _u1_bessel(beta)
+    r = i_n[: n_max + 1] / i_n[0]  # I_n / I_0
+    # log Z = V β + V log ive_0 + log Σ_n (I_n/I_0)^V
+    return V * beta + V * math.log(i_n[0]) + math.log(_sum_over_z(r**V))
+
+
+def u1_plaquette(beta: float, L: int | Sequence[int]) -> float:
+    """Exact average plaquette ``⟨cos θ_P⟩ = (1/V) ∂_β log Z`` in finite volume.
+
+    ``⟨cos θ_P⟩ = Σ_n I_n^{V-1} (I_{n-1} + I_{n+1})/2 / Σ_n I_n^V``; tends to
+    :func:`u1_plaquette_infinite_volume` as ``V → ∞``.
+
+    Args and raises as for :func:`u1_log_z`.
+    """
+    beta, V = _u1_validate(beta, L)
+    i_n, n_max = _u1_bessel(beta)
+    n = np.arange(n_max + 1)
+    r = i_n[: n_max + 1] / i_n[0]
+    dr = (i_n[np.abs(n - 1)] + i_n[n + 1]) / (2 * i_n[0])  # I_n'/I_0, with I_{-1} = I_1
+    return _sum_over_z(r ** (V - 1) * dr) / _sum_over_z(r**V)
+
+
+def u1_plaquette_infinite_volume(beta: float) -> float:
+    """``⟨cos θ_P⟩ = I_1(β)/I_0(β)`` in infinite volume.
+
+    Raises:
+        ValueError: for ``β < 0`` or non-finite ``β``.
+    """
+    beta, _ = _u1_validate(beta, 2)
+    return float(ive(1, beta) / ive(0, beta))
+
+
+def u1_wilson_loop(beta: float, L: int | Sequence[int], R: int, T: int) -> float:
+    """Exact ``⟨cos W⟩`` of an ``R × T`` rectangular Wilson loop in finite volume.
+
+    ``⟨W⟩ = Σ_n I_n^{V-A} I_{n-1}^A / Σ_n I_n^V`` with ``A = R T`` enclosed plaquettes; it
+    tends to ``(I_1/I_0)^A`` (area law) as ``V → ∞``. ``R`` runs along direction 1 and ``T``
+    along direction 0, as in :func:`lqft_lab.observables.wilson_loop`.
+
+    Args:
+        beta, L: as for :func:`u1_log_z`.
+        R: ``1 <= R <= L1``.
+        T: ``1 <= T <= L0``.
+
+    Raises:
+        ValueError: for bad couplings, lattices or loop sizes.
+    """
+    beta, V = _u1_validate(beta, L)
+    L0, L1 = lattice_shape(L if isinstance(L, int) else tuple(L), dim=2)
+    for name, value, extent in (("R", R, L1), ("T", T, L0)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= extent:
+            raise ValueError(f"{name} must be an integer in [1, {extent}], got {value!r}")
+    A = R * T
+    i_n, n_max = _u1_bessel(beta)
+    n = np.arange(-n_max, n_max + 1)
+    r = i_n[np.abs(n)] / i_n[0]
+    r_shift = i_n[np.abs(n - 1)] / i_n[0]
+    return float((r ** (V - A) * r_shift**A).sum() / (r**V).sum())
+
+
+def u1_topological_susceptibility(beta: float, L: int | Sequence[int]) -> float:
+    """Exact ``χ_t = ⟨Q²⟩/V`` of the geometric charge ``Q = (1/2π) Σ_P wrap(θ_P)``.
+
+    From the θ-vacuum partition function ``Z(θ) = Σ_n g_n(θ/2π)^V`` with
+    ``g_n(t) = ∫_{-π}^{π} dφ/(2π) e^{β cos φ} e^{i(n+t)φ}``:
+
+        χ_t = (1/4π²) Σ_n [I_n^{V-1} B_n - (V-1) I_n^{V-2} A_n²] / Σ_n I_n^V,
+
+    ``A_n = ∫ dφ/(2π) e^{β cos φ} φ sin nφ``, ``B_n = ∫ dφ/(2π) e^{β cos φ} φ² cos nφ``,
+    both summed exactly as Bessel series (derivation in the comment block above
+    :func:`u1_log_z`). ``χ_t = 1/12`` at ``β = 0`` and tends to
+    :func:`u1_topological_susceptibility_infinite_volume` as ``V → ∞``.
+
+    Accuracy: absolute, about ``1e-16`` (relative ``1e-13`` wherever ``χ_t`` is not tiny).
+    When the charge is frozen by the finite volume (roughly ``V ≲ 2β``, e.g. ``L = 2`` at
+    ``β >= 8``) the true ``χ_t`` falls below that absolute error, the ``n`` terms cancel
+    to rounding, and the result is rounding noise clipped at 0.
+
+    Args and raises as for :func:`u1_log_z`.
+
+    References:
+        C. Bonati, P. Rossi, arXiv:1901.09830; G. Kanwar et al., arXiv:2003.06413.
+    """
+    beta, V = _u1_validate(beta, L)
+    i_n, n_max = _u1_bessel(beta)
+    A, B = _u1_phi_moments(i_n, n_max)
+    r = i_n[: n_max + 1] / i_n[0]
+    a, b = A / i_n[0], B / i_n[0]
+    numerator = _sum_over_z(r ** (V - 1) * b - (V - 1) * r ** (V - 2) * a**2)
+    # the n ≠ 0 terms cancel the n = 0 term almost completely when topology is frozen
+    # (V ≲ 2β): there the rounding noise, ~1e-17, can be negative; χ_t >= 0 exactly
+    return max(numerator / _sum_over_z(r**V) / (4 * math.pi**2), 0.0)
+
+
+def u1_topological_susceptibility_infinite_volume(beta: float) -> float:
+    """``χ_t = ⟨φ²⟩_β / (4π²)`` with ``φ ∈ [-π, π)`` distributed as ``e^{β cos φ}``.
+
+    The ``V → ∞`` limit of :func:`u1_topological_susceptibility` (only the ``n = 0`` term
+    survives); ``1/12`` at ``β = 0`` and ``≈ 1/(4π² β)`` for large ``β``.
+
+    References:
+        C. Bonati, P. Rossi, arXiv:1901.09830, section on the U(1) theory.
+
+    Raises:
+        ValueError: for ``β < 0`` or non-finite ``β``.
+    """
+    beta, _ = _u1_validate(beta, 2)
+    i_n, n_max = _u1_bessel(beta)
+    _, B = _u1_phi_moments(i_n, n_max)
+    return float(B[0] / i_n[0]) / (4 * math.pi**2)

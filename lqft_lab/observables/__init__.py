@@ -5,10 +5,12 @@ Contract: *per-configuration* observables take a batch ``(B, *lattice)`` and ret
 an ensemble ``(N, *lattice)`` of samples of one distribution and return an estimate of an
 expectation value (a tensor, or a Python float for scalar summaries). Errors of derived
 quantities come from per-configuration primaries fed to the Γ-method, see
-:mod:`lqft_lab.observables.scalar`.
+:mod:`lqft_lab.observables.scalar`. U(1) gauge observables (plaquette, Wilson loops,
+topological charge) take link angles ``(B, 2, L0, L1)``, see :mod:`.gauge`.
 """
 
 from .estimates import PRIMARIES, estimate, phi4_chain_observables, pole_mass
+from .gauge import plaquette, topological_charge, wilson_loop, wilson_loop_angles
 from .scalar import (
     DERIVED,
     abs_magnetization,
@@ -53,4 +55,8 @@ __all__ = [
     "timeslice_observables",
     "two_point",
     "zero_momentum_correlator",
+    "plaquette",
+    "topological_charge",
+    "wilson_loop",
+    "wilson_loop_angles",
 ]
