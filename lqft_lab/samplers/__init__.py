@@ -18,6 +18,14 @@ The sampler contract (every member promises it, :func:`run_chain` relies on noth
 from .base import FieldState, metropolis_accept
 from .chain import Chain, run_chain
 from .flow_mcmc import FlowMCMCInfo, FlowMCMCState, FlowMetropolis, independence_metropolis
+from .heatbath import (
+    U1Heatbath,
+    U1HeatbathInfo,
+    U1HeatbathState,
+    link_groups,
+    sample_von_mises,
+    u1_staples,
+)
 from .hmc import HMC, OMELYAN_LAMBDA, HMCInfo, HMCState, leapfrog, omelyan
 from .metropolis import LocalMetropolis, LocalMetropolisInfo, LocalMetropolisState
 
@@ -39,4 +47,10 @@ __all__ = [
     "FlowMCMCState",
     "FlowMCMCInfo",
     "independence_metropolis",
+    "U1Heatbath",
+    "U1HeatbathState",
+    "U1HeatbathInfo",
+    "sample_von_mises",
+    "u1_staples",
+    "link_groups",
 ]

@@ -1,0 +1,330 @@
+"""Heatbath and overrelaxation sweeps for 2D U(1) link angles, parallel over links and chains.
+
+A step of :class:`U1Heatbath` is one heatbath sweep over all links followed by
+``n_overrelax`` overrelaxation sweeps. Both update one link at a time against its *staple*:
+with the conventions of :mod:`lqft_lab.actions.u1`,
+
+    θ_P(x) = θ_0(x) + θ_1(x+0̂) - θ_0(x+1̂) - θ_1(x),
+
+each link sits in exactly two plaquettes, with ``+`` in one and ``-`` in the other. As
+``cos`` is even, both can be written ``cos(θ + a)``:
+
+* ``θ_0(x)`` is ``+`` in ``θ_P(x)`` and ``-`` in ``θ_P(x-1̂)``, so
+  ``a = θ_1(x+0̂) - θ_0(x+1̂) - θ_1(x)`` and ``b = θ_1(x-1̂) - θ_0(x-1̂) - θ_1(x+0̂-1̂)``;
+* ``θ_1(x)`` is ``+`` in ``θ_P(x-0̂)`` and ``-`` in ``θ_P(x)``, so
+  ``a = θ_0(x-0̂) - θ_0(x-0̂+1̂) - θ_1(x-0̂)`` and ``b = θ_0(x+1̂) - θ_0(x) - θ_1(x+0̂)``.
+
+With the staple sum ``e^{ia} + e^{ib} = k e^{-iφ₀}`` the part of ``S`` that depends on the link
+is ``-β [cos(θ + a) + cos(θ + b)] = -β k cos(θ - φ₀)``, so the exact conditional distribution
+of the link is von Mises, ``p(θ) ∝ exp(κ cos(θ - φ₀))`` with ``κ = β k``.
+
+Links of direction ``mu`` whose coordinate ``x_{1-mu}`` has parity ``p`` never share a
+plaquette (a plaquette holds two direction-``mu`` links, at ``x`` and ``x + (1-mu)^``, whose
+``x_{1-mu}`` differ by one, also across the periodic boundary when ``L_{1-mu}`` is even), and no
+such link is in another one's staple. These four groups (:func:`link_groups`) partition the
+``2 L0 L1`` links, and each group is updated at once; even ``L0`` and ``L1`` are required.
+
+Each group update leaves ``exp(-S)`` invariant on its own (heatbath: it samples the exact
+conditional; overrelaxation ``θ → 2φ₀ - θ``: a reflection that keeps ``S`` exactly and is its
+own inverse, so it is always accepted), hence so does any sequence of them. Overrelaxation
+alone is not ergodic (it never changes ``S``); the heatbath sweep makes the step ergodic.
+In two dimensions overrelaxation is weak: as ``φ₀ = -(a+b)/2 (mod π)``, the reflection
+``θ → -θ - a - b (mod 2π)`` swaps the link's two plaquette angles, so a sweep only permutes the
+plaquettes of a configuration (its plaquette and topological charge stay exactly the same;
+on a 4×4 lattice two sweeps even restore every plaquette angle).
+Updated links are wrapped into ``[-π, π)``; the state follows the sampler contract of
+:mod:`lqft_lab.samplers` (``x`` the links, ``S`` their action; ``info.accepted`` all ``True``).
+
+References:
+    M. Creutz, Phys. Rev. D 21 (1980) 2308 (heatbath for lattice gauge theory);
+    S. L. Adler, Phys. Rev. D 23 (1981) 2901; M. Creutz, Phys. Rev. D 36 (1987) 515;
+    F. R. Brown, T. J. Woch, Phys. Rev. Lett. 58 (1987) 2394 (overrelaxation);
+    D. J. Best, N. I. Fisher, Appl. Statist. 28 (1979) 152 (von Mises sampling).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from ..actions.u1 import U1WilsonAction, check_links, wrap_angle
+from ..lattice import lattice_shape, shift
+from .base import FieldState
+
+__all__ = [
+    "sample_von_mises",
+    "u1_staples",
+    "link_groups",
+    "U1HeatbathState",
+    "U1HeatbathInfo",
+    "U1Heatbath",
+]
+
+U1HeatbathState = FieldState  # (x, S): link angles (B, 2, L0, L1) and their actions (B,)
+
+_CANDIDATES = 4  # proposals per pending element and round: fewer rounds, each barely dearer
+_MAX_ROUNDS = 1000  # a proposal is accepted with probability >= 0.65 at every κ (Best & Fisher)
+
+
+@dataclass(frozen=True)
+class U1HeatbathInfo:
+    """What happened in one step.
+
+    Attributes:
+        accepted: ``(B,)`` bool, always ``True``: heatbath and overrelaxation never reject.
+    """
+
+    accepted: torch.Tensor
+
+
+def _von_mises_centred(kappa: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """``X ~ VM(0, κ)`` elementwise for finite ``κ >= 0`` (no input checks), in ``[-π, π]``."""
+    flat = kappa.reshape(-1)
+    # uniform proposal where exp(κ cos θ) == 1 to working precision (and κ = 0 exactly)
+    u = torch.rand(flat.shape, generator=generator, device=flat.device, dtype=flat.dtype)
+    out = math.pi * (2 * u - 1)
+    pending = torch.nonzero(flat >= math.sqrt(torch.finfo(flat.dtype).tiny)).squeeze(1)
+    k = flat[pending]
+    # Wrapped-Cauchy envelope of Best & Fisher, step 0, in forms that neither overflow for
+    # large κ nor cancel for small κ: ρ = (τ - √(2τ))/(2κ) = 2κ/(τ + √(2τ)), τ = 1 + √(1+4κ²)
+    s = torch.hypot(torch.ones_like(k), 2 * k)
+    tau = 1 + s
+    root = torch.sqrt(2 * tau)
+    rho = 2 * k / (tau + root)
+    one_minus_rho = (1 + 1 / (s + 2 * k) + root) / (tau + root)  # τ - 2κ = 1 + 1/(s + 2κ)
+    r_minus_1 = one_minus_rho**2 / (2 * rho)  # r = (1 + ρ²)/(2ρ)
+    q = one_minus_rho / (1 + rho)  # √((r-1)/(r+1))
+    for _ in range(_MAX_ROUNDS):
+        if pending.numel() == 0:
+            return out.view(kappa.shape)
+        u = torch.rand(
+            (2, _CANDIDATES, pending.numel()), generator=generator, device=k.device, dtype=k.dtype
+        )
+        # Best & Fisher's z = cos(π U1) with h = πU1/2; the sign U3 rides on the sign of h
+        h = math.pi * (u[0] - 0.5)  # (m, n), ∈ [-π/2, π/2)
+        one_minus_z, one_plus_z = 2 * torch.sin(h) ** 2, 2 * torch.cos(h) ** 2
+        one_minus_f = r_minus_1 * one_minus_z / (r_minus_1 + one_plus_z)  # f = (1+rz)/(r+z)
+        c = k * (r_minus_1 + one_minus_f)  # c = κ(r - f), step 3
+        accept = (c * (2 - c) > u[1]) | (torch.log(c / u[1]) + 1 - c >= 0)  # steps 4 and 5
+        theta = 2 * torch.atan2(q * torch.sin(h), torch.cos(h))  # ± arccos f, step 6
+        # candidates are i.i.d., so the first accepted one of each column is an exact draw
+        done = accept.any(dim=0)  # (n,)
+        first = accept.to(torch.uint8).argmax(dim=0, keepdim=True)  # (1, n): first True
+        out[pending[done]] = theta.gather(0, first).squeeze(0)[done]
+        keep = ~done
+        pending, k, r_minus_1, q = pending[keep], k[keep], r_minus_1[keep], q[keep]
+    raise RuntimeError("von Mises sampling did not converge; is every κ finite?")
+
+
+def sample_von_mises(
+    kappa: torch.Tensor,
+    loc: torch.Tensor | float = 0.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Exact draws from the von Mises density ``p(θ) ∝ exp(κ cos(θ - loc))`` on ``[-π, π)``.
+
+    Best and Fisher's rejection algorithm with a wrapped-Cauchy envelope, batched: each
+    round proposes a few candidates for every element still pending and keeps the first
+    accepted one (a candidate is accepted with probability >= 0.65 for every ``κ``), until all
+    are done. ``κ`` below ``√tiny`` of the dtype (``κ = 0`` included) gives uniform draws,
+    exact there because ``exp(κ cos θ)`` rounds to 1. Large ``κ``, up to half the dtype's
+    maximum, does not overflow, and the envelope parameters are computed without cancellation,
+    so the ``1/√κ`` width of the peak is kept as far as ``[-π, π)`` angles resolve it.
+
+    Args:
+        kappa: concentrations ``κ >= 0``, finite, any shape; floating point.
+        loc: mean directions, a tensor broadcastable to ``kappa`` or a float.
+        generator: random source on ``kappa``'s device.
+
+    Returns:
+        Angles in ``[-π, π)``, shape, dtype and device of ``kappa``.
+
+    Raises:
+        TypeError: if ``kappa`` is not a floating tensor.
+        ValueError: for negative or non-finite ``κ``.
+
+    References:
+        D. J. Best, N. I. Fisher, "Efficient simulation of the von Mises distribution",
+        Appl. Statist. 28 (1979) 152.
+    """
+    if not isinstance(kappa, torch.Tensor) or not kappa.is_floating_point():
+        raise TypeError(f"kappa must be a floating-point torch.Tensor, got {kappa!r:.60}")
+    if not bool(torch.isfinite(kappa).all()) or bool((kappa < 0).any()):
+        raise ValueError("kappa must be finite and >= 0 everywhere")
+    return wrap_angle(loc + _von_mises_centred(kappa, generator))
+
+
+def _staple(theta: torch.Tensor, mu: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(k, φ₀)`` of every direction-``mu`` link, each ``(B, L0, L1)``; see the module doc."""
+    t0, t1 = theta[:, 0], theta[:, 1]  # (B, L0, L1) each
+    if mu == 0:
+        d1 = shift(t1, 0) - t1  # θ_1(x+0̂) - θ_1(x)
+        a = d1 - shift(t0, 1)  # from θ_P(x), where θ_0(x) enters with +
+        b = -shift(d1, 1, -1) - shift(t0, 1, -1)  # from θ_P(x-1̂), where it enters with -
+    else:
+        d0 = shift(t0, 1) - t0  # θ_0(x+1̂) - θ_0(x)
+        a = -shift(d0, 0, -1) - shift(t1, 0, -1)  # from θ_P(x-0̂), where θ_1(x) enters with +
+        b = d0 - shift(t1, 0)  # from θ_P(x), where it enters with -
+    re, im = torch.cos(a) + torch.cos(b), torch.sin(a) + torch.sin(b)  # k e^{-iφ₀}
+    return torch.hypot(re, im), -torch.atan2(im, re)
+
+
+def u1_staples(theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Staples of every link: ``S(θ) = -β k cos(θ_l - φ₀) + (terms without θ_l)``.
+
+    Args:
+        theta: link angles ``(B, 2, L0, L1)``.
+
+    Returns:
+        ``(k, phi0)``, each ``(B, 2, L0, L1)``: the staple modulus ``k ∈ [0, 2]`` and the
+        staple direction ``φ₀ ∈ [-π, π]`` of each link, from the neighbouring links only.
+    """
+    check_links(theta)
+    k0, phi0 = _staple(theta, 0)
+    k1, phi1 = _staple(theta, 1)
+    return torch.stack([k0, k1], dim=1), torch.stack([phi0, phi1], dim=1)
+
+
+def link_groups(shape: Sequence[int], device: torch.device | str | None = None) -> torch.Tensor:
+    """The four groups of links that are updated at once, as masks ``(4, 2, L0, L1)`` bool.
+
+    Group ``g = 2 mu + p`` holds the links of direction ``mu`` whose coordinate ``x_{1-mu}``
+    is ``≡ p (mod 2)``. No two links of a group share a plaquette, and every link is in
+    exactly one group.
+
+    Args:
+        shape: lattice extents ``(L0, L1)``, both even.
+        device: where to allocate the masks.
+
+    Raises:
+        ValueError: for a shape that is not two even extents >= 2.
+    """
+    L0, L1 = lattice_shape(tuple(shape), dim=2) if len(shape) == 2 else (None, None)
+    if L0 is None or L0 % 2 or L1 % 2:
+        raise ValueError(
+            f"the U(1) heatbath needs a 2D lattice with even extents L0, L1 (links of one "
+            f"direction and parity must not share a plaquette), got {tuple(shape)}"
+        )
+    x0 = torch.arange(L0, device=device).view(L0, 1)  # (L0, 1)
+    x1 = torch.arange(L1, device=device).view(1, L1)  # (1, L1)
+    groups = torch.zeros(4, 2, L0, L1, dtype=torch.bool, device=device)
+    for p in (0, 1):
+        groups[p, 0] = (x1 % 2 == p).expand(L0, L1)  # direction 0, parity of x_1
+        groups[2 + p, 1] = (x0 % 2 == p).expand(L0, L1)  # direction 1, parity of x_0
+    return groups
+
+
+class U1Heatbath:
+    """Heatbath plus overrelaxation for the 2D U(1) Wilson action, batched over chains.
+
+    One :meth:`step` is one heatbath sweep (:meth:`heatbath_sweep`) followed by
+    ``n_overrelax`` overrelaxation sweeps (:meth:`overrelax_sweep`), each sweep updating the
+    four :func:`link_groups` in turn.
+
+    Args:
+        action: a :class:`~lqft_lab.actions.U1WilsonAction`.
+        n_overrelax: overrelaxation sweeps per step, an integer ``>= 0``.
+
+    Example:
+        >>> sampler = U1Heatbath(U1WilsonAction(beta=2.0), n_overrelax=1)
+        >>> state = sampler.init(torch.zeros(16, 2, 8, 8, dtype=torch.float64))
+        >>> state, info = sampler.step(state, torch.Generator().manual_seed(0))
+
+    Raises:
+        TypeError: for an action other than :class:`~lqft_lab.actions.U1WilsonAction`.
+        ValueError: for a bad ``n_overrelax``; at :meth:`init` for missing links, a shape other
+            than ``(B, 2, L0, L1)``, odd extents or non-finite angles.
+
+    References:
+        M. Creutz, Phys. Rev. D 21 (1980) 2308; S. L. Adler, Phys. Rev. D 23 (1981) 2901;
+        M. Creutz, Phys. Rev. D 36 (1987) 515; D. J. Best, N. I. Fisher, Appl. Statist. 28
+        (1979) 152.
+    """
+
+    def __init__(self, action: U1WilsonAction, n_overrelax: int = 1):
+        if not isinstance(action, U1WilsonAction):
+            raise TypeError(
+                f"U1Heatbath samples the 2D U(1) Wilson action (U1WilsonAction), "
+                f"got {type(action).__name__}"
+            )
+        if isinstance(n_overrelax, bool) or not isinstance(n_overrelax, int) or n_overrelax < 0:
+            raise ValueError(f"n_overrelax must be an integer >= 0, got {n_overrelax!r}")
+        self.action = action
+        self.n_overrelax = n_overrelax
+        self._group_cache: dict = {}
+
+    def __repr__(self) -> str:
+        return f"U1Heatbath({self.action!r}, n_overrelax={self.n_overrelax})"
+
+    def _groups(self, theta: torch.Tensor) -> torch.Tensor:
+        key = (tuple(theta.shape[2:]), theta.device)
+        if key not in self._group_cache:
+            self._group_cache[key] = link_groups(key[0], device=theta.device)
+        return self._group_cache[key]
+
+    def init(
+        self, theta: torch.Tensor | None = None, generator: torch.Generator | None = None
+    ) -> U1HeatbathState:
+        """Start every chain at the given links ``(B, 2, L0, L1)`` (``generator`` is unused).
+
+        As for :class:`~lqft_lab.samplers.LocalMetropolis`, the links fix the batch and the
+        lattice, so they are required: pass ``torch.zeros(B, 2, L0, L1)`` for a cold start or
+        ``2π U(0, 1) - π`` angles for a hot one.
+        """
+        if theta is None:
+            raise ValueError(
+                "U1Heatbath.init needs starting link angles of shape (B, 2, L0, L1), e.g. "
+                "torch.zeros(B, 2, L, L) for a cold start; it cannot draw a first configuration"
+            )
+        check_links(theta)
+        self._groups(theta)  # raises the ValueError for odd extents
+        if not bool(torch.isfinite(theta).all()):
+            raise ValueError("theta must be finite (the staples of NaN or inf links are undefined)")
+        with torch.no_grad():
+            return U1HeatbathState(x=theta.detach(), S=self.action(theta.detach()))
+
+    def _sweep(self, theta: torch.Tensor, new_angles, reverse: bool = False) -> torch.Tensor:
+        groups = self._groups(theta)
+        theta = theta.detach().clone()  # updated in place below; the input stays untouched
+        order = (3, 2, 1, 0) if reverse else (0, 1, 2, 3)
+        for g in order:
+            mu = g // 2
+            sites = groups[g, mu]  # (L0, L1); the group has no links of direction 1 - mu
+            k, phi0 = _staple(theta, mu)  # (B, L0, L1) each, fixed during this group update
+            old = theta[:, mu, sites]  # (B, n)
+            theta[:, mu, sites] = wrap_angle(new_angles(k[:, sites], phi0[:, sites], old))
+        return theta
+
+    def heatbath_sweep(
+        self, theta: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Draw every link from its exact conditional ``∝ exp(βk cos(θ - φ₀))`` (Creutz 1980)."""
+        beta = self.action.beta
+        with torch.no_grad():
+            return self._sweep(
+                theta, lambda k, phi0, old: phi0 + _von_mises_centred(beta * k, generator)
+            )
+
+    def overrelax_sweep(self, theta: torch.Tensor, reverse: bool = False) -> torch.Tensor:
+        """Reflect every link about its staple direction, ``θ → 2φ₀ - θ``; ``S`` is unchanged.
+
+        Each group reflection is an involution; a whole sweep is undone by the sweep with
+        ``reverse=True`` (the groups in the opposite order), not by a second forward sweep.
+        """
+        with torch.no_grad():
+            return self._sweep(theta, lambda k, phi0, old: 2 * phi0 - old, reverse=reverse)
+
+    def step(
+        self, state: U1HeatbathState, generator: torch.Generator | None = None
+    ) -> tuple[U1HeatbathState, U1HeatbathInfo]:
+        """One heatbath sweep, then ``n_overrelax`` overrelaxation sweeps."""
+        theta = self.heatbath_sweep(state.x, generator)
+        for _ in range(self.n_overrelax):
+            theta = self.overrelax_sweep(theta)
+        with torch.no_grad():
+            new = U1HeatbathState(x=theta, S=self.action(theta))
+        accepted = torch.ones(theta.shape[0], dtype=torch.bool, device=theta.device)
+        return new, U1HeatbathInfo(accepted=accepted)
