@@ -20,9 +20,10 @@ The contract between a notebook and its runner:
        "_meta": {"01_phi4_real_nvp": {"wall_s": 81.2, "mode": "fast", "device": "cpu",
                                       "status": "ok", "peak_rss_mb": 612.4}}}
 
-  Only notebooks that ran to the end contribute figures; a failed one appears in
-  ``_meta`` with ``"status": "failed"`` and its error, and the run raises
-  :class:`NotebookFailed` after all selected notebooks have been tried.
+  A failed notebook keeps the figures it recorded before failing (a full-mode run that
+  fails its last check still measured everything) and appears in ``_meta`` with
+  ``"status": "failed"`` and its error; readers of a figure check the status first. The
+  run raises :class:`NotebookFailed` after all selected notebooks have been tried.
 - Peak memory is measured, not assumed. The runner executes a copy of each notebook with one
   more cell at the end (tagged ``lqft-lab-peak-memory``; the file in ``notebooks/`` is never
   touched, and the cell is removed from the executed copy again). That cell, run in the
@@ -207,7 +208,7 @@ class NotebookFailed(RuntimeError):
         self.metrics_path = metrics_path
         lines = [f"{len(failures)} notebook(s) failed:"]
         lines += [f"  {name}: {msg}" for name, msg in failures.items()]
-        lines.append(f"figures of the notebooks that passed: {metrics_path}")
+        lines.append(f"figures recorded (failed notebooks: up to the failure): {metrics_path}")
         super().__init__("\n".join(lines))
 
 
@@ -387,8 +388,8 @@ def run_notebooks(
                 meta[nb.stem].update(status="failed", error=failures[nb.stem])
             else:
                 meta[nb.stem]["status"] = "ok"
-                figures = json.loads(record_file.read_text()) if record_file.exists() else {}
-                metrics[nb.stem] = figures
+            if record_file.exists():
+                metrics[nb.stem] = json.loads(record_file.read_text())
     metrics["_meta"] = meta
     metrics_path.write_text(json.dumps(metrics, indent=1, allow_nan=False) + "\n")
     if failures:

@@ -97,7 +97,8 @@ def check_targets(
     """Compare the figures in ``metrics`` (``metrics.json`` contents) with their targets.
 
     Only notebooks present in the run's ``_meta`` are checked; a notebook that ran but did
-    not record a figure (or failed, and so recorded none) misses that figure's target.
+    not record a figure misses that figure's target. A failed notebook's figures (recorded
+    before the failure) are compared too; the report shows its status.
     """
     targets = TARGETS if targets is None else targets
     checks = []

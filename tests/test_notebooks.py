@@ -113,7 +113,8 @@ def test_failing_notebook_is_named_and_others_are_kept(toy_dir, tmp_path):
     written = json.loads((out / "metrics.json").read_text())
     assert written == err.metrics
     assert written["01_toy"]["x"] == 1
-    assert "02_broken" not in written  # a failed notebook contributes no figures
+    # a failed notebook keeps what it recorded before failing, marked failed in _meta
+    assert written["02_broken"] == {"before": 1.5}
     assert written["_meta"]["02_broken"]["status"] == "failed"
     assert "ZeroDivisionError" in written["_meta"]["02_broken"]["error"]
 
