@@ -5,8 +5,17 @@
 from .base import Flow, FlowModel
 from .coupling import AffineCoupling
 from .nets import ConvNet, PeriodicConv2d, periodic_pad
-from .priors import NormalPrior
+from .priors import NormalPrior, UniformAnglePrior
 from .realnvp import RealNVPConfig, build_real_nvp, transfer_real_nvp
+from .splines import CircularSplineKernel
+from .u1 import (
+    GaugeEquivariantCoupling,
+    NCPKernel,
+    U1FlowConfig,
+    U1Masks,
+    build_u1_flow,
+    u1_masks,
+)
 
 __all__ = [
     "Flow",
@@ -19,4 +28,12 @@ __all__ = [
     "RealNVPConfig",
     "build_real_nvp",
     "transfer_real_nvp",
+    "UniformAnglePrior",
+    "U1Masks",
+    "u1_masks",
+    "NCPKernel",
+    "CircularSplineKernel",
+    "GaugeEquivariantCoupling",
+    "U1FlowConfig",
+    "build_u1_flow",
 ]

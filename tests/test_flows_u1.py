@@ -1,0 +1,483 @@
+"""Gauge-equivariant U(1) flows: stripe masks, the NCP kernel, the coupling layer, the model."""
+
+import dataclasses
+import itertools
+import math
+
+import pytest
+import torch
+
+from lqft_lab.actions.u1 import gauge_transform, plaquette_angles, wrap_angle
+from lqft_lab.flows import (
+    CircularSplineKernel,
+    ConvNet,
+    Flow,
+    GaugeEquivariantCoupling,
+    NCPKernel,
+    U1FlowConfig,
+    UniformAnglePrior,
+    build_u1_flow,
+    u1_masks,
+)
+
+L = 4  # 2 * 4 * 4 = 32 link angles: small enough for full Jacobians
+TWO_PI = 2 * math.pi
+
+
+def _randomised(module, scale=0.3, seed=11):
+    """Perturb every parameter so the tests do not rest on a near-identity initialisation."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(scale * torch.randn(p.shape, generator=gen, dtype=p.dtype))
+    return module
+
+
+def _layer(mu, offset, n_mixture=2, rotation=True, size=L, kernel=None):
+    kernel = kernel or NCPKernel(n_mixture, rotation)
+    net = ConvNet(2, kernel.n_params, (8,), 3, final_tanh=False)
+    return GaugeEquivariantCoupling(kernel, net, u1_masks((size, size), mu, offset))
+
+
+def _links(batch, size=L, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return TWO_PI * torch.rand(batch, 2, size, size, generator=gen, dtype=torch.float64) - math.pi
+
+
+def _mod2pi_err(a, b):
+    return wrap_angle(a - b).abs().max().item()
+
+
+FLOWS = {
+    "layer_mu0": lambda: _layer(0, 1),
+    "layer_mu1_one_component": lambda: _layer(1, 2, n_mixture=1, rotation=False),
+    "two_layers": lambda: Flow([_layer(0, 0), _layer(1, 3, n_mixture=3)]),
+    "full_cycle": lambda: build_u1_flow(L, n_layers=8, hidden=(8,), seed=0).flow,
+    "spline_layer_mu1": lambda: _layer(1, 0, kernel=CircularSplineKernel(4)),
+    "spline_full_cycle": lambda: (
+        build_u1_flow(L, n_layers=8, kernel="spline", n_bins=4, hidden=(8,), seed=0).flow
+    ),
+}
+
+# How far the tests push the weights from their initialisation. A round trip can only be as
+# good as ulp / h' per layer, and every later conditioner amplifies that. The spline's slopes
+# are ratios of two softmaxes (bin heights over widths), so the same weight noise gives far
+# more extreme slopes than the NCP's softplus: 0.3 drives stacked splines to h' ~ e^-12 and
+# round trips to 1e-3. 0.1 still moves every layer well away from the identity (|logJ| > 1).
+SCALE = {"ncp": 0.3, "spline": 0.1}
+
+
+@pytest.fixture(params=sorted(FLOWS))
+def flow(request):
+    torch.manual_seed(0)
+    scale = SCALE["spline" if request.param.startswith("spline") else "ncp"]
+    return _randomised(FLOWS[request.param]().double(), scale=scale)
+
+
+# --- masks -----------------------------------------------------------------------------------
+
+
+def _plaquette_links(shape):
+    """``{plaquette y: [(mu, x, sign), ...]}`` straight from the definition of θ_P(y)."""
+    L0, L1 = shape
+    out = {}
+    for y0 in range(L0):
+        for y1 in range(L1):
+            out[(y0, y1)] = [
+                (0, (y0, y1), +1),
+                (1, ((y0 + 1) % L0, y1), +1),
+                (0, (y0, (y1 + 1) % L1), -1),
+                (1, (y0, y1), -1),
+            ]
+    return out
+
+
+@pytest.mark.parametrize("shape", [(4, 4), (8, 4), (4, 8), (8, 12)])
+@pytest.mark.parametrize("mu", [0, 1])
+@pytest.mark.parametrize("offset", [0, 1, 2, 3])
+def test_mask_invariants(shape, mu, offset):
+    m = u1_masks(shape, mu, offset)
+    assert m.links.shape == (2, *shape) and m.active.shape == shape
+    # active, passive and frozen plaquettes partition the lattice
+    count = m.active.int() + m.passive.int() + m.frozen.int()
+    assert torch.equal(count, torch.ones(shape, dtype=torch.int32))
+    assert m.frozen.sum() == m.active.numel() // 2 and m.active.sum() == m.active.numel() // 4
+    # only direction-mu links are active; the signs live exactly on the active links
+    assert not m.links[1 - mu].any()
+    assert torch.equal(m.link_sign != 0, m.links)
+    active_links = {(mu, tuple(x)) for x in m.links[mu].nonzero().tolist()}
+    for y, members in _plaquette_links(shape).items():
+        hits = [(nu, x, sign) for nu, x, sign in members if (nu, x) in active_links]
+        assert len(hits) <= 1, "two active links share a plaquette"
+        if m.frozen[y]:
+            assert not hits, f"frozen plaquette {y} contains an active link"
+        elif m.active[y]:
+            # the active link of an active plaquette is the link at the same site, and its
+            # orientation there is the stored sign
+            assert len(hits) == 1
+            nu, x, sign = hits[0]
+            assert x == y and m.link_sign[nu][x].item() == sign
+        else:
+            assert len(hits) == 1, f"passive plaquette {y} must contain one active link"
+    # each active link sits in exactly one active plaquette (and one passive one)
+    for nu, x in active_links:
+        holders = [
+            y for y, mem in _plaquette_links(shape).items() if (nu, x) in {m_[:2] for m_ in mem}
+        ]
+        assert len(holders) == 2
+        assert sum(bool(m.active[y]) for y in holders) == 1
+        assert sum(bool(m.passive[y]) for y in holders) == 1
+
+
+def test_a_cycle_of_eight_layers_updates_every_link_once():
+    for n_layers, expected in [(8, 1), (16, 2)]:
+        model = build_u1_flow(8, n_layers=n_layers, seed=0)
+        total = sum(layer.link_sign.abs().int() for layer in model.flow.layers)
+        assert torch.equal(total, torch.full((2, 8, 8), expected, dtype=torch.int32))
+    seven = build_u1_flow(8, n_layers=7, seed=0)
+    assert (sum(layer.link_sign.abs().int() for layer in seven.flow.layers) == 0).any()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (((6, 8), 1, 0), "multiple of 4"),  # the stripes run across direction 0
+        (((8, 6), 0, 0), "multiple of 4"),
+        (((8, 8), 2, 0), "mu"),
+        (((8, 8), 0, 4), "offset"),
+        (((8, 8, 8), 0, 0), "2D"),
+    ],
+)
+def test_bad_mask_input_is_a_clear_error(args, message):
+    with pytest.raises(ValueError, match=message):
+        u1_masks(*args)
+
+
+# --- the kernels ----------------------------------------------------------------------------
+
+KERNELS = {
+    "ncp1": lambda: NCPKernel(1, rotation=False),
+    "ncp3_rotation": lambda: NCPKernel(3, rotation=True),
+    "spline3": lambda: CircularSplineKernel(3, rotation=False),
+    "spline8_rotation": lambda: CircularSplineKernel(8, rotation=True),
+}
+
+
+@pytest.fixture(params=sorted(KERNELS))
+def kernel(request):
+    return KERNELS[request.param]()
+
+
+def _kernel_params(kernel, n_points, batch=3, scale=1.0, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    shape = (batch, kernel.n_params, n_points)
+    return scale * torch.randn(shape, generator=gen, dtype=torch.float64)
+
+
+def _away_from_knots(kernel, x, params, distance=1e-4):
+    """Where ``x`` is not within ``distance`` of a spline knot (everywhere for smooth kernels).
+
+    A spline is only C¹ at its knots: a central difference across one converges like ``ε``,
+    not ``ε²``, so the finite-difference check skips those points.
+    """
+    if not isinstance(kernel, CircularSplineKernel):
+        return torch.ones_like(x, dtype=torch.bool)
+    xk = kernel.knots(params)[0]  # (B, K + 1, n)
+    return ((x.unsqueeze(1) - xk).abs() > distance).all(dim=1)
+
+
+def test_ncp_single_projection_is_the_tan_formula():
+    kernel = NCPKernel(1, rotation=False)
+    x = torch.linspace(-math.pi + 1e-3, math.pi - 1e-3, 101, dtype=torch.float64).expand(3, -1)
+    params = _kernel_params(kernel, 101, scale=2.0)
+    s = torch.nn.functional.softplus(params[:, 0] + math.log(math.e - 1))
+    y, logd = kernel(x, params)
+    assert torch.allclose(y, 2 * torch.atan(s * torch.tan(x / 2)), atol=1e-12, rtol=0)
+    # d/dx 2 atan(s tan(x/2)) = s sec^2(x/2) / (1 + s^2 tan^2(x/2))
+    expected = s / torch.cos(x / 2) ** 2 / (1 + (s * torch.tan(x / 2)) ** 2)
+    assert torch.allclose(logd, torch.log(expected), atol=1e-12, rtol=0)
+
+
+def test_spline_interpolates_its_knots():
+    kernel = CircularSplineKernel(5, rotation=True)
+    params = _kernel_params(kernel, 1, scale=1.5)
+    xk, yk, d, t = kernel.knots(params)  # (3, 6, 1) each, t (3, 1)
+    assert torch.allclose(xk[:, [0, -1]], torch.tensor([-math.pi, math.pi]).double().view(2, 1))
+    assert (xk.diff(dim=1) >= kernel.min_size * 0.999).all() and (d >= kernel.min_size).all()
+    assert torch.equal(d[:, 0], d[:, -1]), "d_K = d_0: the derivative is continuous through ±π"
+    x = xk[:, :-1, 0]  # (3, 5): the knots inside [-π, π)
+    y, logd = kernel(x, params[..., 0].unsqueeze(-1).expand(-1, -1, 5))
+    assert torch.allclose(y, yk[:, :-1, 0] + t, atol=1e-12, rtol=0)
+    assert torch.allclose(logd, torch.log(d[:, :-1, 0]), atol=1e-12, rtol=0)
+
+
+def test_zero_parameters_give_the_identity(kernel):
+    x = torch.linspace(-math.pi, math.pi, 51, dtype=torch.float64)[:-1].expand(2, -1)
+    y, logd = kernel(x, torch.zeros(2, kernel.n_params, 50, dtype=torch.float64))
+    assert torch.allclose(y, x, atol=1e-14, rtol=0)
+    assert torch.allclose(logd, torch.zeros_like(x), atol=1e-14, rtol=0)
+
+
+def test_kernel_is_a_smooth_bijection_of_the_circle(kernel):
+    # one circle map per batch entry (the same parameters along the grid)
+    x = torch.linspace(-math.pi, math.pi, 401, dtype=torch.float64).expand(3, -1)
+    params = _kernel_params(kernel, 1).expand(-1, -1, 401)
+    y, logd = kernel(x, params)
+    # degree one: h(π) - h(-π) = 2π, strictly increasing in between
+    assert torch.allclose(y[:, -1] - y[:, 0], torch.full((3,), TWO_PI, dtype=torch.float64))
+    assert (y.diff(dim=1) > 0).all()
+    ends = torch.tensor([-math.pi + 1e-9, math.pi - 1e-9], dtype=torch.float64).expand(3, -1)
+    logd_ends = kernel(ends, params[..., :2])[1]  # C¹ on the circle: h' continuous through ±π
+    assert torch.allclose(logd_ends[:, 0], logd_ends[:, 1], atol=1e-5, rtol=0)
+    # derivative > 0 and equal to central finite differences (error O(eps^2) + roundoff)
+    eps = 1e-6
+    fd = (kernel(x + eps, params)[0] - kernel(x - eps, params)[0]) / (2 * eps)
+    assert (logd.exp() > 0).all()
+    smooth = _away_from_knots(kernel, x, params)
+    assert smooth.float().mean() > 0.9
+    assert torch.allclose(logd.exp()[smooth], fd[smooth], rtol=1e-6, atol=0)
+    # the inverse undoes it (x = ±π are one point of the circle) with the opposite log-derivative
+    x_back, logd_inv = kernel.inverse(y, params)
+    assert _mod2pi_err(x_back, x) < 1e-12
+    assert torch.allclose(logd_inv, -logd, atol=1e-10, rtol=0)
+
+
+def test_kernel_inverse_of_any_angle(kernel):
+    # from arbitrary (unwrapped) angles and with extreme parameters (bins or s ~ e^-6):
+    # y -> h^-1(y) -> y is well conditioned whatever h' is
+    gen = torch.Generator().manual_seed(1)
+    y = 20 * torch.rand(3, 401, dtype=torch.float64, generator=gen) - 10
+    params = _kernel_params(kernel, 401, scale=3.0)
+    x, logd_inv = kernel.inverse(y, params)
+    assert (x.abs() <= math.pi + 1e-12).all()
+    y_back, logd = kernel(x, params)
+    assert _mod2pi_err(y_back, y) < 1e-11
+    assert torch.allclose(logd, -logd_inv, atol=1e-8, rtol=0)
+
+
+def test_kernel_inverse_gradient_matches_finite_differences(kernel):
+    # log_prob is trained through the inverse: for the NCP it is a bisection plus one Newton
+    # step with the parameters attached, whose gradient is that of the implicit function.
+    params = _kernel_params(kernel, 5, batch=1).requires_grad_(True)
+    y = torch.linspace(-3.0, 3.0, 5, dtype=torch.float64).unsqueeze(0)
+    x, logd_inv = kernel.inverse(y, params)
+    (x.sum() + logd_inv.sum()).backward()
+    eps = 1e-6
+    fd = torch.zeros_like(params)
+    with torch.no_grad():
+        for idx in itertools.product(*map(range, params.shape)):
+            up, down = params.clone(), params.clone()
+            up[idx] += eps
+            down[idx] -= eps
+            fd[idx] = sum(t.sum() for t in kernel.inverse(y, up)) - sum(
+                t.sum() for t in kernel.inverse(y, down)
+            )
+    assert torch.allclose(params.grad, fd / (2 * eps), atol=1e-7, rtol=0)
+
+
+def test_bad_kernel_arguments():
+    with pytest.raises(ValueError, match="n_mixture"):
+        NCPKernel(0)
+    with pytest.raises(ValueError, match="n_bins"):
+        CircularSplineKernel(0)
+    with pytest.raises(ValueError, match="min_size"):
+        CircularSplineKernel(8, min_size=1.0)
+    assert NCPKernel(1, rotation=False).n_params == 1
+    assert NCPKernel(3, rotation=True).n_params == 7
+    assert CircularSplineKernel(4, rotation=True).n_params == 13
+
+
+# --- the coupling layer and the flow contract ------------------------------------------------
+
+
+def test_round_trip_float64(flow):
+    z = _links(5)
+    x, logJ = flow(z)
+    z_back, logJ_inv = flow.reverse(x)
+    assert x.shape == z.shape and logJ.shape == (5,)
+    assert _mod2pi_err(z_back, z) < 1e-10
+    assert torch.allclose(logJ + logJ_inv, torch.zeros(5, dtype=torch.float64), atol=1e-10)
+    assert _mod2pi_err(x, z) > 1e-2, "the flow must actually change the links"
+    assert logJ.abs().min() > 1e-3
+
+
+def test_logJ_matches_autograd_jacobian(flow):
+    z = _links(2, seed=1)
+    _, logJ = flow(z)
+    n = z[0].numel()
+    for b in range(z.shape[0]):
+        jac = torch.autograd.functional.jacobian(
+            lambda v: flow(v.view(1, 2, L, L))[0].flatten(), z[b]
+        )
+        sign, logabsdet = torch.linalg.slogdet(jac.reshape(n, n))
+        assert sign != 0
+        assert math.isclose(logabsdet.item(), logJ[b].item(), rel_tol=0, abs_tol=1e-10)
+
+
+def test_gradients_reach_every_parameter(flow):
+    x, logJ = flow(_links(4, seed=2))
+    (torch.cos(x).sum() + logJ.sum()).backward()
+    for name, p in flow.named_parameters():
+        assert p.grad is not None, f"{name} got no gradient"
+        assert torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, f"{name} has zero gradient"
+
+
+def test_logJ_follows_input_dtype(flow):
+    _, logJ = flow(_links(2))
+    assert logJ.dtype == torch.float64
+    x32, logJ32 = flow.float()(_links(2).float())
+    assert x32.dtype == logJ32.dtype == torch.float32
+
+
+@pytest.mark.parametrize("mu, offset", [(0, 2), (1, 1)])
+def test_layer_sets_the_active_plaquettes_and_touches_nothing_else(mu, offset):
+    layer = _randomised(_layer(mu, offset).double())
+    masks = u1_masks((L, L), mu, offset)
+    z = _links(3, seed=4)
+    x, logJ = layer(z)
+    p_z, p_x = plaquette_angles(z), plaquette_angles(x)
+    # the conditioner sees (cos P, sin P) of the frozen plaquettes only
+    features = torch.stack([torch.cos(p_z), torch.sin(p_z)], dim=1) * masks.frozen
+    params = layer.conditioner(features)
+    act = masks.active
+    p_new, log_dp = layer.kernel(wrap_angle(p_z[:, act]), params[:, :, act])
+    assert _mod2pi_err(p_x[:, act], p_new) < 1e-12
+    assert torch.allclose(logJ, log_dp.sum(dim=1), atol=1e-12)
+    assert torch.equal(p_x[:, masks.frozen], p_z[:, masks.frozen])
+    assert _mod2pi_err(p_x[:, masks.passive], p_z[:, masks.passive]) > 1e-3
+    assert torch.equal(x[:, ~masks.links], z[:, ~masks.links])
+
+
+@pytest.mark.parametrize("kernel_name", ["ncp", "spline"])
+def test_gauge_equivariance(kernel_name):
+    # flow(gauge(θ)) = gauge(flow(θ)) mod 2π and logJ is gauge invariant, both ways
+    model = build_u1_flow(8, n_layers=16, kernel=kernel_name, n_bins=4, hidden=(8,), seed=3)
+    model = _randomised(model, scale=SCALE[kernel_name]).double()
+    z = _links(3, size=8, seed=5)
+    gen = torch.Generator().manual_seed(6)
+    alpha = TWO_PI * torch.rand(3, 8, 8, generator=gen, dtype=torch.float64)
+    z_g = gauge_transform(z, alpha)
+    assert _mod2pi_err(z_g, z) > 1.0, "the gauge transformation must be non-trivial"
+    x, logJ = model.flow(z)
+    x_g, logJ_g = model.flow(z_g)
+    assert _mod2pi_err(x_g, gauge_transform(x, alpha)) < 1e-10
+    assert torch.allclose(logJ_g, logJ, atol=1e-10, rtol=0)
+    assert _mod2pi_err(x, z) > 1e-2
+    back, logJ_inv = model.flow.reverse(x)
+    back_g, logJ_inv_g = model.flow.reverse(gauge_transform(x, alpha))
+    assert _mod2pi_err(back_g, gauge_transform(back, alpha)) < 1e-10
+    assert torch.allclose(logJ_inv_g, logJ_inv, atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("kernel_name", ["ncp", "spline"])
+def test_log_prob_gradient_matches_finite_differences(kernel_name):
+    # Training by forward KL differentiates log_prob, i.e. the inverse kernels.
+    model = build_u1_flow(L, n_layers=4, kernel=kernel_name, n_bins=4, hidden=(4,), seed=7)
+    model = _randomised(model, scale=SCALE[kernel_name]).double()
+    x = _links(4, seed=8)
+    model.log_prob(x).sum().backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, f"{name} got no gradient"
+    bias = model.flow.layers[2].conditioner[-1].bias  # the last conv's bias: the kernel's inputs
+    eps = 1e-6
+    with torch.no_grad():
+        for k in range(bias.numel()):
+            bias[k] += eps
+            up = model.log_prob(x).sum()
+            bias[k] -= 2 * eps
+            down = model.log_prob(x).sum()
+            bias[k] += eps
+            assert math.isclose(bias.grad[k].item(), (up - down).item() / (2 * eps), abs_tol=1e-6)
+
+
+# --- prior and model -------------------------------------------------------------------------
+
+
+def test_uniform_angle_prior():
+    prior = UniformAnglePrior((4, 8)).double()
+    assert prior.lattice_shape == (2, 4, 8) and prior.lattice == (4, 8)
+    z = prior.sample(4000, generator=torch.Generator().manual_seed(0))
+    assert z.shape == (4000, 2, 4, 8) and z.dtype == torch.float64
+    assert z.min() >= -math.pi and z.max() < math.pi
+    # uniform on [-π, π): mean 0 and variance π²/3 within 5 standard errors
+    n = z.numel()
+    assert abs(z.mean().item()) < 5 * math.pi / math.sqrt(3 * n)
+    assert abs(z.var().item() - math.pi**2 / 3) < 5 * math.pi**2 * math.sqrt(4 / 45 / n)
+    assert torch.allclose(prior.log_prob(z), torch.full((4000,), -64 * math.log(TWO_PI)).double())
+    assert prior.log_prob(z).dtype == torch.float64
+
+
+@pytest.mark.parametrize("kernel_name", ["ncp", "spline"])
+def test_model_sample_and_log_prob_agree(kernel_name):
+    # The deeper (8, 8) conditioner amplifies weight noise more (see SCALE): two thirds of it
+    # keeps the NCP's s_k within about [0.1, 4].
+    model = build_u1_flow(L, n_layers=8, kernel=kernel_name, seed=0)
+    model = _randomised(model, scale=SCALE[kernel_name] * 2 / 3).double()
+    x, logq = model.sample(16, generator=torch.Generator().manual_seed(3))
+    assert x.shape == (16, 2, L, L) and logq.shape == (16,)
+    assert torch.allclose(model.log_prob(x), logq, atol=1e-10, rtol=0)
+    # a gauge copy of a sample has the same density
+    alpha = torch.rand(16, L, L, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    assert torch.allclose(model.log_prob(gauge_transform(x, 6 * alpha)), logq, atol=1e-10)
+
+
+@pytest.mark.parametrize("kernel_name", ["ncp", "spline"])
+def test_model_density_normalised_on_a_tiny_lattice(kernel_name):
+    # q must integrate to one over the torus: E_{z~uniform}[q(z)/r(z)] = 1, by importance
+    # sampling from the prior, within 4 standard errors.
+    model = build_u1_flow(L, n_layers=8, kernel=kernel_name, n_bins=4, hidden=(4,), seed=1)
+    model = _randomised(model, scale=0.2 if kernel_name == "ncp" else 0.1).double()
+    z = model.prior.sample(4000, generator=torch.Generator().manual_seed(9))
+    with torch.no_grad():
+        ratio = torch.exp(model.log_prob(z) - model.prior.log_prob(z))
+    mean, err = ratio.mean().item(), ratio.std().item() / math.sqrt(len(ratio))
+    assert ratio.std() > 0.5, "the test needs a model far from the prior"
+    assert abs(mean - 1) < 4 * err, (mean, err)
+
+
+def test_same_seed_gives_identical_models_and_config():
+    a, b = build_u1_flow(L, n_layers=2, seed=5), build_u1_flow(L, n_layers=2, seed=5)
+    xa, _ = a.sample(4, generator=torch.Generator().manual_seed(0))
+    xb, _ = b.sample(4, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(xa, xb)
+    assert a.config == U1FlowConfig(L=L, n_layers=2) and a.lattice_shape == (2, L, L)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        a.config.L = 8
+    c = build_u1_flow(config=a.config, n_mixture=3)
+    assert c.config.L == L and c.flow.layers[0].kernel.n_mixture == 3
+    d = build_u1_flow(config=a.config, kernel="spline", n_bins=5)
+    assert isinstance(d.flow.layers[1].kernel, CircularSplineKernel)
+    assert d.flow.layers[1].kernel.n_bins == 5
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"L": 7}, "multiple of 4"),
+        ({"L": 6}, "multiple of 4"),
+        ({"L": 1}, ">= 2"),
+        ({"n_layers": 0}, "n_layers"),
+        ({"n_mixture": 0}, "n_mixture"),
+        ({"n_bins": 0}, "n_bins"),
+        ({"kernel": "affine"}, "kernel must be one of"),
+        ({"hidden": (8, 0)}, "hidden"),
+        ({"kernel_size": 2}, "odd"),
+    ],
+)
+def test_bad_architecture_is_a_clear_error(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        build_u1_flow(**kwargs)
+
+
+def test_wrong_input_is_a_clear_error():
+    model = build_u1_flow(L, n_layers=2, seed=0)
+    layer = model.flow.layers[0]
+    with pytest.raises(ValueError, match="do not fit"):
+        layer(torch.zeros(2, 2, 8, 8))
+    with pytest.raises(ValueError, match="does not match"):
+        model.log_prob(torch.zeros(2, 2, 8, 8))
+    with pytest.raises(ValueError, match=r"\(B, 2, L0, L1\)"):
+        layer(torch.zeros(2, 3, L, L))
+    wrong = GaugeEquivariantCoupling(NCPKernel(2), ConvNet(2, 3), u1_masks((L, L), 0, 0))
+    with pytest.raises(ValueError, match="conditioner"):
+        wrong(torch.zeros(2, 2, L, L))
