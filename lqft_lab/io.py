@@ -25,12 +25,25 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
 from .flows.realnvp import RealNVPConfig, build_real_nvp
+from .flows.u1 import U1FlowConfig, build_u1_flow
 
 __all__ = ["save_checkpoint", "load_checkpoint", "read_metadata", "pretrained_path", "DATA_DIR"]
 
 FORMAT_VERSION = 1
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
-_BUILDERS = {"real_nvp": (RealNVPConfig, build_real_nvp)}
+# kind → (config class, builder(config) -> model). A model's kind is found from the type of
+# its ``config``: real NVP flows for scalar fields, gauge-equivariant flows for U(1) links.
+_BUILDERS = {
+    "real_nvp": (RealNVPConfig, build_real_nvp),
+    "u1_equivariant": (U1FlowConfig, lambda config: build_u1_flow(config=config)),
+}
+
+
+def _kind_of(config) -> str | None:
+    for kind, (config_cls, _) in _BUILDERS.items():
+        if type(config) is config_cls:
+            return kind
+    return None
 
 
 def _action_record(action) -> dict:
@@ -44,16 +57,20 @@ def save_checkpoint(path, model, action, **extra) -> Path:
 
     Args:
         path: target file, conventionally ``*.safetensors``.
-        model: a flow built by :func:`~lqft_lab.flows.build_real_nvp` (it carries ``config``).
+        model: a flow built by :func:`~lqft_lab.flows.build_real_nvp` or
+            :func:`~lqft_lab.flows.build_u1_flow` (it carries ``config``).
         action: the action it was trained for (recorded with its couplings).
         extra: e.g. ``steps=``, ``seed=``, ``train=config.to_dict()``, ``metrics={...}``.
     """
     config = getattr(model, "config", None)
-    if not isinstance(config, RealNVPConfig):
-        raise TypeError("only models built by build_real_nvp (with a .config) can be saved")
+    kind = _kind_of(config)
+    if kind is None:
+        raise TypeError(
+            "only models built by build_real_nvp or build_u1_flow (with a .config) can be saved"
+        )
     meta = {
         "format": FORMAT_VERSION,
-        "kind": "real_nvp",
+        "kind": kind,
         "architecture": config.to_dict(),
         "action": _action_record(action),
         **extra,
@@ -114,7 +131,8 @@ def load_checkpoint(path, action=None, architecture=None, device="cpu"):
     Args:
         path: checkpoint file.
         action: if given, its name and couplings must equal those recorded.
-        architecture: a :class:`RealNVPConfig` (or dict of its fields) that must match.
+        architecture: a :class:`RealNVPConfig` or :class:`U1FlowConfig` (or a dict of the
+            recorded kind's fields) that must match.
         device: where to put the model.
 
     Returns:
@@ -131,6 +149,12 @@ def load_checkpoint(path, action=None, architecture=None, device="cpu"):
     if action is not None:
         _check_match("the action", meta.get("action", {}), _action_record(action), path)
     if architecture is not None:
+        wanted = _kind_of(architecture) if hasattr(architecture, "to_dict") else meta["kind"]
+        if wanted != meta["kind"]:
+            raise ValueError(
+                f"{path}: the architecture does not match (checkpoint holds a {meta['kind']} "
+                f"flow, expected {wanted or type(architecture).__name__})"
+            )
         expected = architecture.to_dict() if hasattr(architecture, "to_dict") else architecture
         expected = config_cls(**expected).to_dict()
         _check_match("the architecture", meta["architecture"], expected, path)
