@@ -111,7 +111,7 @@ class AlgorithmRun:
 
     @property
     def time_per_step(self) -> float:
-        """Seconds per Markov step per chain."""
+        """Seconds per Markov step per chain, thermalisation and measurements included."""
         return self.seconds / ((self.n_steps + self.thermalize) * self.n_chains)
 
     def cost_per_independent_sample(self, observable: str = "chi2") -> float:
