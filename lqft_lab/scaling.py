@@ -24,7 +24,7 @@ sweep, one flow proposal).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -289,10 +289,8 @@ def volume_transfer(
             trainer = Trainer(flow, action, config)
             trainer.train(progress=progress)
             tuned = evaluate(flow, action, n_samples, generator=generator)["ess"]
-            point = TransferPoint(
-                L=L,
-                ess=ess,
-                ess_locality=point.ess_locality,
+            point = replace(
+                point,
                 ess_finetuned=tuned,
                 finetune_steps=steps,
                 finetune_seconds=trainer.history[-1]["time"],

@@ -63,15 +63,18 @@ def estimate(
     return _derived(series, keys, f, name, S)
 
 
-def _derived(series, keys, f, name: str, S: float) -> GammaResult:
+def _stack(series, keys, name: str) -> torch.Tensor:
+    """The primaries ``keys`` as one float64 CPU tensor ``(T, R, K)`` (``R = 1``: one chain)."""
     columns = [series[k].detach().double().cpu() for k in keys]
     shapes = {tuple(c.shape) for c in columns}
     if len(shapes) != 1:
         raise ValueError(f"primaries for {name!r} have different shapes {sorted(shapes)}")
     data = torch.stack(columns, dim=-1)  # (T, K) or (T, B, K)
-    if data.dim() == 2:
-        data = data.unsqueeze(1)  # (T, 1, K): one replica
-    return gamma_method(data.numpy(), f=f, S=S)
+    return data.unsqueeze(1) if data.dim() == 2 else data
+
+
+def _derived(series, keys, f, name: str, S: float) -> GammaResult:
+    return gamma_method(_stack(series, keys, name).numpy(), f=f, S=S)
 
 
 def pole_mass(
@@ -99,9 +102,7 @@ def pole_mass(
     def f(means):
         return pole_mass_from_means(means, L0, spatial, t_range)
 
-    data = torch.stack([series[k].detach().double().cpu() for k in keys], dim=-1)
-    if data.dim() == 2:
-        data = data.unsqueeze(1)  # (T, 1, K): one replica
+    data = _stack(series, keys, "mp")
     if not np.isfinite(f(data.mean(dim=(0, 1)).numpy())):
         raise ValueError(
             "the correlator is too noisy for an effective mass (an arccosh argument is < 1); "
