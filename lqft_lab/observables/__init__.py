@@ -6,11 +6,13 @@ an ensemble ``(N, *lattice)`` of samples of one distribution and return an estim
 expectation value (a tensor, or a Python float for scalar summaries). Errors of derived
 quantities come from per-configuration primaries fed to the Γ-method, see
 :mod:`lqft_lab.observables.scalar`. U(1) gauge observables (plaquette, Wilson loops,
-topological charge) take link angles ``(B, 2, L0, L1)``, see :mod:`.gauge`.
+topological charge) take link angles ``(B, 2, L0, L1)``, see :mod:`.gauge`; SU(N) ones take
+complex links ``(B, 2, L0, L1, N, N)``, see :mod:`.gauge_sun`.
 """
 
 from .estimates import PRIMARIES, estimate, phi4_chain_observables, pole_mass
 from .gauge import plaquette, topological_charge, wilson_loop, wilson_loop_angles
+from .gauge_sun import sun_mean_plaquette, sun_wilson_loop
 from .scalar import (
     DERIVED,
     abs_magnetization,
@@ -59,4 +61,6 @@ __all__ = [
     "topological_charge",
     "wilson_loop",
     "wilson_loop_angles",
+    "sun_mean_plaquette",
+    "sun_wilson_loop",
 ]
