@@ -78,6 +78,17 @@ TARGETS: dict[str, tuple[Target, ...]] = {
             for i in range(1, 6)
         ),
     ),
+    "02_u1_equivariant_flows": (
+        Target("acceptance", ">=", 0.5, "flow-MH acceptance at L = 8, β = 2"),
+        Target("tau_Q_hmc_over_flow_b6", ">=", 20, "τ_int(Q) HMC / flow-MH at L = 16, β = 6"),
+        Target("plaq_pull", "|x|<", 3, "⟨cos θ_P⟩ flow-MH vs exact at L = 8, β = 2, in σ"),
+        Target("chi_t_pull", "|x|<", 3, "χ_t flow-MH vs exact at L = 8, β = 2, in σ"),
+        *(
+            Target(f"{obs}_pull_flow_b{b}", "|x|<", 3, f"{name} flow-MH vs exact, L = 16, β = {b}")
+            for b in (2, 4, 6)
+            for obs, name in (("plaq", "⟨cos θ_P⟩"), ("chi_t", "χ_t"))
+        ),
+    ),
 }
 
 

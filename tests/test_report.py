@@ -49,6 +49,16 @@ def test_notebook_01_targets_are_the_issues():
     } <= targets
 
 
+def test_notebook_02_targets_are_the_issues():
+    targets = {(t.figure, t.kind, t.bound) for t in TARGETS["02_u1_equivariant_flows"]}
+    assert {
+        ("acceptance", ">=", 0.5),
+        ("tau_Q_hmc_over_flow_b6", ">=", 20),
+        ("plaq_pull_flow_b6", "|x|<", 3),
+        ("chi_t_pull_flow_b6", "|x|<", 3),
+    } <= targets
+
+
 @pytest.mark.parametrize(
     "target, value, ok",
     [
