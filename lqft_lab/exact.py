@@ -44,7 +44,9 @@ References:
 
 The second half of the module holds the exact finite-volume solution of 2D U(1) Wilson gauge
 theory on a periodic ``L0 × L1`` lattice (``u1_*`` functions, character expansion); its
-derivation is in the comment block above :func:`u1_log_z`.
+derivation is in the comment block above :func:`u1_log_z`. SU(N) references (the Weyl
+measure, single-matrix integrals, the 2D lattice character expansion) are in
+:mod:`lqft_lab.exact_sun`.
 """
 
 from __future__ import annotations

@@ -35,18 +35,25 @@ def lattice_shape(L: int | Sequence[int], dim: int = 2) -> tuple[int, ...]:
     return shape
 
 
-def check_field(x: torch.Tensor, ndim: int | None = None, name: str = "field") -> None:
+def check_field(
+    x: torch.Tensor, ndim: int | None = None, name: str = "field", allow_complex: bool = False
+) -> None:
     """Check that ``x`` is a floating batched field ``(B, *lattice)``.
+
+    ``allow_complex`` also accepts complex fields (SU(N) links ``(B, 2, L0, L1, N, N)``).
 
     Raises:
         TypeError: if ``x`` is not a tensor.
-        ValueError: if it is not floating point, has the wrong number of dimensions or
-            extents below 2.
+        ValueError: if it is not floating point (or complex, where allowed), has the wrong
+            number of dimensions or extents below 2.
     """
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise ValueError(f"{name} must be float32 or float64, got {x.dtype}")
+    if not (x.is_floating_point() or (allow_complex and x.is_complex())):
+        kinds = (
+            "float32, float64, complex64 or complex128" if allow_complex else "float32 or float64"
+        )
+        raise ValueError(f"{name} must be {kinds}, got {x.dtype}")
     if ndim is not None and x.dim() != ndim + 1:
         raise ValueError(
             f"{name} must have shape (B, {', '.join(['L'] * ndim)}), got {tuple(x.shape)}"

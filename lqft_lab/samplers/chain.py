@@ -116,20 +116,21 @@ def run_chain(
             f"x0 must be fields (B, *lattice), a sampler state or None, got {type(x0).__name__}"
         )
     B = state.x.shape[0]
+    real = state.x.real if state.x.is_complex() else state.x  # acceptance is real for SU(N) links
 
     series: dict[str, list[torch.Tensor]] = {name: [] for name in observables}
     accepted_rows: list[torch.Tensor] = []
-    block = state.x.new_zeros(B)  # acceptance summed over the current measurement block
-    run_sum, run_count = state.x.new_zeros(B), 0  # for callbacks
+    block = real.new_zeros(B)  # acceptance summed over the current measurement block
+    run_sum, run_count = real.new_zeros(B), 0  # for callbacks
     latest: dict[str, torch.Tensor] = {}
     log_weights: list[torch.Tensor] = []
 
     with torch.no_grad():
         for t in tqdm(range(total), disable=not progress, desc=type(sampler).__name__):
             state, info = sampler.step(state, generator)
-            acc = info.accepted.to(state.x.dtype)
+            acc = info.accepted.to(real.dtype)
             if t == thermalize:  # callbacks report the production acceptance from here on
-                run_sum, run_count = state.x.new_zeros(B), 0
+                run_sum, run_count = real.new_zeros(B), 0
             run_sum, run_count = run_sum + acc, run_count + 1
             if t >= thermalize:
                 block = block + acc
@@ -137,7 +138,7 @@ def run_chain(
                     log_weights.append(info.logw)
                 if (t - thermalize + 1) % every == 0:
                     accepted_rows.append(block / every)
-                    block = state.x.new_zeros(B)
+                    block = real.new_zeros(B)
                     for name, fn in observables.items():
                         value = fn(state.x)
                         if value.shape != (B,):

@@ -103,7 +103,7 @@ class FlowMetropolis:
         if x is None:
             x, logp, logq = self._propose(self.batch_size, generator)
             return FlowMCMCState(x=x, logp=logp, logq=logq)
-        check_field(x, name="x")
+        check_field(x, name="x", allow_complex=True)
         with torch.no_grad():
             logq = self.model.log_prob(x.detach())
             return FlowMCMCState(x=x.detach(), logp=-self.action(x.detach()), logq=logq)
