@@ -1,4 +1,7 @@
-"""Markov-chain samplers: local Metropolis, HMC and flow-based independence Metropolis.
+"""Markov-chain samplers: local Metropolis, HMC, heatbath and flow-based independence Metropolis.
+
+Fields are real tensors ``(B, *lattice)`` (scalars, U(1) link angles) or, for the SU(N)
+samplers (``SUNHMC``, ``SUNHeatbath``), complex links ``(B, 2, L0, L1, N, N)``.
 
 The sampler contract (every member promises it, :func:`run_chain` relies on nothing else):
 
@@ -11,7 +14,8 @@ The sampler contract (every member promises it, :func:`run_chain` relies on noth
   an info is a frozen dataclass with at least ``accepted`` ``(B,)`` (bool, or the accepted
   fraction of a sweep) plus what the method knows (``delta_H``, ``logw``, ...).
 * Randomness comes only from the ``generator`` argument; tensors keep the input's dtype and
-  device, and no step synchronises with the host.
+  device, and no step synchronises with the host, except where a rejection loop needs it
+  (the heatbaths compact their pending links once per round: :mod:`.heatbath_sun`).
 * Every accept/reject decision goes through :func:`metropolis_accept`.
 """
 
@@ -26,7 +30,16 @@ from .heatbath import (
     sample_von_mises,
     u1_staples,
 )
+from .heatbath_sun import SUNHeatbath, SUNHeatbathInfo, SUNHeatbathState, sample_su2_heatbath
 from .hmc import HMC, OMELYAN_LAMBDA, HMCInfo, HMCState, leapfrog, omelyan
+from .hmc_sun import (
+    SUNHMC,
+    SUNHMCInfo,
+    SUNHMCState,
+    sun_kinetic_energy,
+    sun_leapfrog,
+    sun_omelyan,
+)
 from .metropolis import LocalMetropolis, LocalMetropolisInfo, LocalMetropolisState
 
 __all__ = [
@@ -53,4 +66,14 @@ __all__ = [
     "sample_von_mises",
     "u1_staples",
     "link_groups",
+    "SUNHMC",
+    "SUNHMCState",
+    "SUNHMCInfo",
+    "sun_leapfrog",
+    "sun_omelyan",
+    "sun_kinetic_energy",
+    "SUNHeatbath",
+    "SUNHeatbathState",
+    "SUNHeatbathInfo",
+    "sample_su2_heatbath",
 ]
