@@ -25,6 +25,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
 from .flows.realnvp import RealNVPConfig, build_real_nvp
+from .flows.sun import SingleMatrixFlowConfig, build_single_matrix_flow
+from .flows.sun_lattice import SUNFlowConfig, build_sun_flow
 from .flows.u1 import U1FlowConfig, build_u1_flow
 
 __all__ = ["save_checkpoint", "load_checkpoint", "read_metadata", "pretrained_path", "DATA_DIR"]
@@ -32,10 +34,16 @@ __all__ = ["save_checkpoint", "load_checkpoint", "read_metadata", "pretrained_pa
 FORMAT_VERSION = 1
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 # kind → (config class, builder(config) -> model). A model's kind is found from the type of
-# its ``config``: real NVP flows for scalar fields, gauge-equivariant flows for U(1) links.
+# its ``config``: real NVP flows for scalar fields, gauge-equivariant flows for U(1) and
+# SU(N) links, spectral flows for single SU(N) matrices.
 _BUILDERS = {
     "real_nvp": (RealNVPConfig, build_real_nvp),
     "u1_equivariant": (U1FlowConfig, lambda config: build_u1_flow(config=config)),
+    "sun_equivariant": (SUNFlowConfig, lambda config: build_sun_flow(config=config)),
+    "sun_single_matrix": (
+        SingleMatrixFlowConfig,
+        lambda config: build_single_matrix_flow(config=config),
+    ),
 }
 
 
@@ -131,7 +139,8 @@ def load_checkpoint(path, action=None, architecture=None, device="cpu"):
     Args:
         path: checkpoint file.
         action: if given, its name and couplings must equal those recorded.
-        architecture: a :class:`RealNVPConfig` or :class:`U1FlowConfig` (or a dict of the
+        architecture: a :class:`RealNVPConfig`, :class:`U1FlowConfig`,
+            :class:`SUNFlowConfig` or :class:`SingleMatrixFlowConfig` (or a dict of the
             recorded kind's fields) that must match.
         device: where to put the model.
 

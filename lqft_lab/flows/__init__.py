@@ -1,13 +1,29 @@
 """Normalizing flows. Contract: a flow maps base → field, ``forward(z) -> (x, logJ)``,
 ``reverse(x) -> (z, logJ_inv)``, with per-sample ``logJ`` of shape ``(B,)``;
-``FlowModel.sample(B) -> (x, logq)`` and ``FlowModel.log_prob(x) -> logq``."""
+``FlowModel.sample(B) -> (x, logq)`` and ``FlowModel.log_prob(x) -> logq``. For SU(N) fields
+(complex matrices) ``logJ`` and ``logq`` are real and taken with respect to Haar measure."""
 
 from .base import Flow, FlowModel
 from .coupling import AffineCoupling
 from .nets import ConvNet, PeriodicConv2d, periodic_pad
-from .priors import NormalPrior, UniformAnglePrior
+from .priors import HaarLinkPrior, HaarPrior, NormalPrior, UniformAnglePrior
 from .realnvp import RealNVPConfig, build_real_nvp, transfer_real_nvp
-from .splines import CircularSplineKernel
+from .splines import CircularSplineKernel, IntervalSplineKernel
+from .sun import (
+    SingleMatrixFlow,
+    SingleMatrixFlowConfig,
+    SpectralKernel,
+    build_single_matrix_flow,
+    cube_to_simplex,
+    log_stick_jacobian,
+    simplex_to_cube,
+)
+from .sun_lattice import (
+    SUNFlowConfig,
+    SUNGaugeEquivariantCoupling,
+    build_sun_flow,
+    sun_plaquette_features,
+)
 from .u1 import (
     GaugeEquivariantCoupling,
     NCPKernel,
@@ -36,4 +52,18 @@ __all__ = [
     "GaugeEquivariantCoupling",
     "U1FlowConfig",
     "build_u1_flow",
+    "HaarPrior",
+    "HaarLinkPrior",
+    "IntervalSplineKernel",
+    "simplex_to_cube",
+    "cube_to_simplex",
+    "log_stick_jacobian",
+    "SpectralKernel",
+    "SingleMatrixFlow",
+    "SingleMatrixFlowConfig",
+    "build_single_matrix_flow",
+    "sun_plaquette_features",
+    "SUNGaugeEquivariantCoupling",
+    "SUNFlowConfig",
+    "build_sun_flow",
 ]

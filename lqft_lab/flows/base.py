@@ -34,7 +34,7 @@ class Flow(nn.Module):
         self.layers = nn.ModuleList(layers)
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logJ = z.new_zeros(z.shape[0])
+        logJ = z.real.new_zeros(z.shape[0])  # real also for complex (SU(N)) fields
         x = z
         for layer in self.layers:
             x, ld = layer(x)
@@ -42,7 +42,7 @@ class Flow(nn.Module):
         return x, logJ
 
     def reverse(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logJ_inv = x.new_zeros(x.shape[0])
+        logJ_inv = x.real.new_zeros(x.shape[0])
         z = x
         for layer in reversed(self.layers):
             z, ld = layer.reverse(z)

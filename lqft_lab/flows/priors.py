@@ -1,8 +1,13 @@
 """Base distributions r(z) for flows: each samples `(B, *lattice_shape)` and scores `(B,)`.
 
 ``lattice_shape`` is the per-sample shape of the field the prior draws: ``(L0, L1)`` for a
-scalar field, ``(2, L0, L1)`` for 2D U(1) link angles. :class:`~lqft_lab.flows.base.FlowModel`
-reads it to check the fields it scores.
+scalar field, ``(2, L0, L1)`` for 2D U(1) link angles, ``(N, N)`` for one SU(N) matrix and
+``(2, L0, L1, N, N)`` for 2D SU(N) links. :class:`~lqft_lab.flows.base.FlowModel` reads it to
+check the fields it scores.
+
+Compact fields (U(1) angles, SU(N) matrices) are drawn from their Haar measure. For SU(N) the
+density is taken *with respect to* normalised Haar measure, so the Haar priors score 0 and a
+flow's ``logq`` is its log-density relative to Haar, as the SU(N) flows' ``logJ`` is.
 """
 
 from __future__ import annotations
@@ -14,8 +19,9 @@ import torch
 from torch import nn
 
 from ..lattice import lattice_shape as _lattice_shape
+from ..sun import haar
 
-__all__ = ["NormalPrior", "UniformAnglePrior"]
+__all__ = ["NormalPrior", "UniformAnglePrior", "HaarPrior", "HaarLinkPrior"]
 
 
 class NormalPrior(nn.Module):
@@ -88,3 +94,78 @@ class UniformAnglePrior(nn.Module):
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
         return z.new_full((z.shape[0],), -self.n_links * math.log(2 * math.pi))
+
+
+_COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128}
+
+
+class HaarPrior(nn.Module):
+    """Haar-random SU(N) matrices ``(B, N, N)``, with density 1 with respect to Haar measure.
+
+    Samples with :func:`lqft_lab.sun.haar`. The complex dtype follows the module's real dtype
+    through a zero-size buffer: ``complex64`` by default (training), ``complex128`` after
+    ``prior.double()`` (exactness checks); the device follows ``prior.to(device)``.
+    :meth:`log_prob` is 0 in the real dtype of its input: every SU(N) density in
+    :mod:`lqft_lab.flows.sun` is relative to normalised Haar measure.
+
+    Args:
+        N: the group SU(N), ``N >= 2``.
+
+    Example:
+        >>> prior = HaarPrior(3)
+        >>> prior.sample(4).shape, prior.lattice_shape
+        (torch.Size([4, 3, 3]), (3, 3))
+    """
+
+    def __init__(self, N: int):
+        super().__init__()
+        if isinstance(N, bool) or not isinstance(N, int) or N < 2:
+            raise ValueError(f"N must be an integer >= 2, got {N!r}")
+        self.N = N
+        self.lattice_shape = (N, N)
+        self.register_buffer("_anchor", torch.zeros(0), persistent=False)
+
+    def extra_repr(self) -> str:
+        return f"N={self.N}"
+
+    def _batch_shape(self, batch_size: int) -> tuple[int, ...]:
+        return (batch_size,)
+
+    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        a = self._anchor
+        return haar(
+            self._batch_shape(batch_size),
+            self.N,
+            dtype=_COMPLEX[a.dtype],
+            device=a.device,
+            generator=generator,
+        )
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        return z.real.new_zeros(z.shape[0])
+
+
+class HaarLinkPrior(HaarPrior):
+    """Independent Haar-random SU(N) links ``(B, 2, L0, L1, N, N)`` on a 2D lattice.
+
+    The Haar measure of every link, density 1 with respect to it (:class:`HaarPrior`), in the
+    link layout of :mod:`lqft_lab.actions.sun`.
+
+    Args:
+        lattice_shape: lattice extents ``(L0, L1)``. The ``lattice_shape`` *attribute* is the
+            per-sample field shape ``(2, L0, L1, N, N)``; the extents alone are in ``lattice``.
+        N: the group SU(N), ``N >= 2``.
+    """
+
+    def __init__(self, lattice_shape: Sequence[int], N: int):
+        super().__init__(N)
+        self.lattice = _lattice_shape(tuple(lattice_shape))
+        if len(self.lattice) != 2:
+            raise ValueError(f"SU(N) links are for 2D lattices, got extents {self.lattice}")
+        self.lattice_shape = (2, *self.lattice, N, N)
+
+    def extra_repr(self) -> str:
+        return f"lattice={self.lattice}, N={self.N}"
+
+    def _batch_shape(self, batch_size: int) -> tuple[int, ...]:
+        return (batch_size, 2, *self.lattice)
