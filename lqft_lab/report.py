@@ -89,6 +89,22 @@ TARGETS: dict[str, tuple[Target, ...]] = {
             for obs, name in (("plaq", "⟨cos θ_P⟩"), ("chi_t", "χ_t"))
         ),
     ),
+    "03_su3_spectral_flows": (
+        *(
+            Target(f"ess_single_su3_{t}", ">=", 0.9, f"single-matrix SU(3) ESS, target {t}")
+            for t in ("a", "b", "c")
+        ),
+        *(
+            Target(f"acceptance_lattice_su{n}", ">=", 0.3, f"flow-MH acceptance, SU({n}), 8×8")
+            for n in (2, 3)
+        ),
+        *(
+            Target(f"plaq_pull_flow_su{n}", "|x|<", 3, f"SU({n}) plaquette flow-MH vs exact, in σ")
+            for n in (2, 3)
+        ),
+        Target("n_proposals", ">=", 10_000, "proposals behind the acceptance"),
+        Target("ess_samples", ">=", 4096, "fresh samples behind the ESS"),
+    ),
 }
 
 

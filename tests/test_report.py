@@ -59,6 +59,18 @@ def test_notebook_02_targets_are_the_issues():
     } <= targets
 
 
+def test_notebook_03_targets_are_the_issues():
+    targets = {(t.figure, t.kind, t.bound) for t in TARGETS["03_su3_spectral_flows"]}
+    assert {
+        ("ess_single_su3_a", ">=", 0.9),
+        ("ess_single_su3_b", ">=", 0.9),
+        ("ess_single_su3_c", ">=", 0.9),
+        ("acceptance_lattice_su2", ">=", 0.3),
+        ("acceptance_lattice_su3", ">=", 0.3),
+        ("plaq_pull_flow_su3", "|x|<", 3),
+    } <= targets
+
+
 @pytest.mark.parametrize(
     "target, value, ok",
     [
