@@ -48,6 +48,7 @@ __all__ = [
     "eigenphases_from_gaps",
     "log_vandermonde_sq",
     "unitarity_violation",
+    "check_special_unitary",
 ]
 
 
@@ -258,3 +259,20 @@ def unitarity_violation(U: torch.Tensor) -> torch.Tensor:
     eye = torch.eye(N, dtype=U.dtype, device=U.device)
     off = (U @ dagger(U) - eye).abs().amax(dim=(-2, -1))
     return torch.maximum(off, (torch.linalg.det(U) - 1).abs())
+
+
+def check_special_unitary(U: torch.Tensor, name: str = "U") -> None:
+    """Raise a ``ValueError`` unless every matrix of ``U`` is in SU(N) to ``√ulp`` of its dtype.
+
+    Samplers call it once on their starting links: a non-unitary start (or a NaN) would
+    otherwise surface as a silently wrong action many steps later.
+    """
+    N = check_matrices(U, name)
+    tol = math.sqrt(torch.finfo(U.dtype).eps)
+    with torch.no_grad():
+        violation = unitarity_violation(U.detach())
+        if not bool((violation < tol).all()):  # also catches NaN
+            raise ValueError(
+                f"{name} must be in SU({N}) (|U U† - 1| and |det U - 1| below {tol:.1e}), got a "
+                f"violation of {float(violation.max()):.1e}; project it with project_sun"
+            )
