@@ -377,3 +377,28 @@ def test_notebook_02_records(notebook_metrics):
     assert figures["tau_Q_heatbath_b4"] > figures["tau_Q_heatbath_b2"]
     for alg in ("hmc", "heatbath", "flow"):
         assert abs(figures[f"plaq_pull_{alg}_b2"]) < 4, alg
+
+
+@pytest.mark.notebooks
+@pytest.mark.timeout(RUN_ALL_TIMEOUT)
+def test_notebook_03_records(notebook_metrics):
+    meta = notebook_metrics["_meta"]["03_su3_spectral_flows"]
+    assert meta["status"] == "ok", meta.get("error")
+    assert meta["mode"] == "fast"
+    # The budget for notebook 03 in fast mode is 5 minutes on 2 CPU cores.
+    assert meta["wall_s"] < 300, meta["wall_s"]
+    figures = notebook_metrics["03_su3_spectral_flows"]
+    wanted = {"acceptance_lattice", "plaq_pull"} | {f"ess_single_su3_{t}" for t in "abc"}
+    missing = wanted - set(figures)
+    assert not missing, f"notebook 03 did not record {sorted(missing)}"
+    # Single matrices: even fast mode's short training gives ESS > 0.9 (measured on fresh
+    # samples), and reweighting reproduces the exact <(1/N) Re tr U> of the Weyl formula.
+    for t in "abc":
+        assert figures[f"ess_single_su3_{t}"] > 0.9, t
+        assert abs(figures[f"trace_pull_single_su3_{t}"]) < 4, t
+    assert figures["ess_samples"] >= 4096 and figures["n_proposals"] >= 10_000
+    # The lattice: flow-MH, HMC and heatbath + OR reproduce the exact 2D SU(3) plaquette
+    # (character expansion) within 4 sigma; the shipped flow keeps its acceptance.
+    for alg in ("flow", "hmc", "heatbath"):
+        assert abs(figures[f"plaq_pull_{alg}_su3"]) < 4, alg
+    assert figures["acceptance_lattice"] >= 0.25

@@ -61,3 +61,21 @@ def test_flow_runs_need_a_model_and_algorithms_are_checked():
     run = run_sun_algorithm("flow", 2, 2.0, 4, 10, 4, model=model, thermalize=2)
     assert run.algorithm == "flow" and 0 <= run.acceptance <= 1
     assert torch.isfinite(torch.tensor(run.plaq.value))
+
+
+def test_shipped_su3_flow_loads_and_is_gauge_equivariant():
+    """data/models/su3_L8_b4 (notebook 03's fast mode) matches its action and stays exact."""
+    from lqft_lab.actions import SUNWilsonAction, sun_gauge_transform
+    from lqft_lab.io import load_checkpoint, pretrained_path
+    from lqft_lab.sun import haar
+
+    model, meta = load_checkpoint(pretrained_path("su3_L8_b4"), action=SUNWilsonAction(4.0, 3))
+    assert meta["kind"] == "sun_equivariant" and meta["metrics"]["acceptance"] >= 0.3
+    model = model.double()
+    with torch.no_grad():
+        z = model.prior.sample(2, generator=torch.Generator().manual_seed(0))
+        omega = haar((2, 8, 8), 3, generator=torch.Generator().manual_seed(1))
+        x, logJ = model.flow(z)
+        x_g, logJ_g = model.flow(sun_gauge_transform(z, omega))
+    assert (x_g - sun_gauge_transform(x, omega)).abs().max() < 1e-10
+    assert (logJ_g - logJ).abs().max() < 1e-8
