@@ -31,7 +31,7 @@ from .flows import build_single_matrix_flow, build_sun_flow
 from .observables import sun_mean_plaquette, sun_wilson_loop
 from .samplers import SUNHMC, FlowMetropolis, SUNHeatbath, run_chain
 from .sun import haar
-from .train import TrainConfig, Trainer, evaluate
+from .train import train_and_evaluate
 
 __all__ = [
     "SINGLE_MATRIX_TARGETS",
@@ -66,23 +66,6 @@ def single_matrix_action(name: str, N: int) -> SingleMatrixAction:
     return SingleMatrixAction(beta, coeffs, N)
 
 
-def _train(model, action, n_steps, lr, batch_size, seed, n_eval, device, progress, schedule):
-    model = model.to(device)
-    config = TrainConfig(
-        n_steps=n_steps,
-        batch_size=batch_size,
-        lr=lr,
-        seed=seed,
-        lr_schedule=schedule,
-        log_every=max(1, min(50, n_steps // 20)),
-    )
-    trainer = Trainer(model, action, config)
-    trainer.train(progress=progress)
-    model.eval()
-    generator = torch.Generator(device=torch.device(device)).manual_seed(seed + 1)
-    return model, trainer, evaluate(model, action, n_eval, generator=generator)
-
-
 def train_single_matrix_flow(
     N: int,
     target: str,
@@ -108,7 +91,17 @@ def train_single_matrix_flow(
     action = single_matrix_action(target, N)
     if model is None:
         model = build_single_matrix_flow(N, seed=seed)
-    return _train(model, action, n_steps, lr, batch_size, seed, n_eval, device, progress, "cosine")
+    return train_and_evaluate(
+        model,
+        action,
+        n_steps,
+        lr=lr,
+        batch_size=batch_size,
+        seed=seed,
+        n_eval=n_eval,
+        device=device,
+        progress=progress,
+    )
 
 
 def train_sun_flow(
@@ -133,7 +126,17 @@ def train_sun_flow(
     action = SUNWilsonAction(beta, N)
     if model is None:
         model = build_sun_flow(L, N, seed=seed)
-    return _train(model, action, n_steps, lr, batch_size, seed, n_eval, device, progress, "cosine")
+    return train_and_evaluate(
+        model,
+        action,
+        n_steps,
+        lr=lr,
+        batch_size=batch_size,
+        seed=seed,
+        n_eval=n_eval,
+        device=device,
+        progress=progress,
+    )
 
 
 def sun_observables() -> dict:

@@ -29,7 +29,7 @@ from .analysis import GammaResult, gamma_method
 from .flows import build_u1_flow
 from .observables import plaquette, topological_charge
 from .samplers import HMC, FlowMetropolis, U1Heatbath, run_chain
-from .train import TrainConfig, Trainer, evaluate
+from .train import train_and_evaluate
 
 __all__ = [
     "ALGORITHMS",
@@ -92,20 +92,17 @@ def train_u1_flow(
     action = U1WilsonAction(beta)
     if model is None:
         model = build_u1_flow(L, n_layers=n_layers, kernel=kernel, seed=seed)
-    model = model.to(device)
-    config = TrainConfig(
-        n_steps=n_steps,
-        batch_size=batch_size,
+    return train_and_evaluate(
+        model,
+        action,
+        n_steps,
         lr=lr,
+        batch_size=batch_size,
         seed=seed,
-        log_every=max(1, min(50, n_steps // 20)),
+        n_eval=n_eval,
+        device=device,
+        progress=progress,
     )
-    trainer = Trainer(model, action, config)
-    trainer.train(progress=progress)
-    model.eval()
-    generator = torch.Generator(device=torch.device(device)).manual_seed(seed + 1)
-    metrics = evaluate(model, action, n_eval, generator=generator)
-    return model, trainer, metrics
 
 
 @dataclass(frozen=True)
