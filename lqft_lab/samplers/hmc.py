@@ -47,6 +47,17 @@ def _check_integrator_args(step_size: float, n_steps: int) -> None:
         raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}")
 
 
+def _check_trajectory_options(
+    step_size: float, n_steps: int, integrator: str, jitter: float, integrators: dict
+) -> None:
+    """The checks every HMC variant makes of its constructor's arguments."""
+    _check_integrator_args(step_size, n_steps)
+    if not (isinstance(jitter, (int, float)) and 0 <= jitter < 1):
+        raise ValueError(f"jitter must be a number in [0, 1), got {jitter!r}")
+    if integrator not in integrators:
+        raise ValueError(f"integrator must be one of {sorted(integrators)}, got {integrator!r}")
+
+
 def leapfrog(
     x: torch.Tensor, p: torch.Tensor, force_fn: ForceFn, step_size: float, n_steps: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -163,13 +174,7 @@ class HMC:
         integrator: str = "leapfrog",
         jitter: float = 0.0,
     ):
-        _check_integrator_args(step_size, n_steps)
-        if not (isinstance(jitter, (int, float)) and 0 <= jitter < 1):
-            raise ValueError(f"jitter must be a number in [0, 1), got {jitter!r}")
-        if integrator not in _INTEGRATORS:
-            raise ValueError(
-                f"integrator must be one of {sorted(_INTEGRATORS)}, got {integrator!r}"
-            )
+        _check_trajectory_options(step_size, n_steps, integrator, jitter, _INTEGRATORS)
         self.action = action
         self.step_size = float(step_size)
         self.n_steps = n_steps

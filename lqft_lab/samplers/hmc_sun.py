@@ -45,7 +45,7 @@ import torch
 
 from ..sun import check_matrices, check_special_unitary, expm, project_sun, random_algebra
 from .base import FieldState, metropolis_accept
-from .hmc import OMELYAN_LAMBDA, _check_integrator_args
+from .hmc import OMELYAN_LAMBDA, _check_integrator_args, _check_trajectory_options
 
 __all__ = [
     "sun_kinetic_energy",
@@ -208,13 +208,7 @@ class SUNHMC:
                 f"SUNHMC needs an SU(N) action with a force and an integer N (e.g. "
                 f"SUNWilsonAction), got {type(action).__name__}"
             )
-        _check_integrator_args(step_size, n_steps)
-        if not (isinstance(jitter, (int, float)) and 0 <= jitter < 1):
-            raise ValueError(f"jitter must be a number in [0, 1), got {jitter!r}")
-        if integrator not in _INTEGRATORS:
-            raise ValueError(
-                f"integrator must be one of {sorted(_INTEGRATORS)}, got {integrator!r}"
-            )
+        _check_trajectory_options(step_size, n_steps, integrator, jitter, _INTEGRATORS)
         self.action = action
         self.step_size = float(step_size)
         self.n_steps = n_steps
