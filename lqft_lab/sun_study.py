@@ -18,10 +18,8 @@ References:
 from __future__ import annotations
 
 import time
-import warnings
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from . import exact_sun
@@ -185,12 +183,6 @@ class SUNRun:
         return (self.plaq.value - self.plaq_exact) / self.plaq.error
 
 
-def _gamma_quiet(data: np.ndarray) -> GammaResult:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return gamma_method(data)
-
-
 def run_sun_algorithm(
     algorithm: str,
     N: int,
@@ -243,8 +235,8 @@ def run_sun_algorithm(
         N=N,
         beta=float(beta),
         L=L,
-        plaq=_gamma_quiet(series["plaq"]),
-        W22=_gamma_quiet(series["W22"]),
+        plaq=gamma_method(series["plaq"], warn=False),
+        W22=gamma_method(series["W22"], warn=False),
         plaq_exact=exact_sun.sun_plaquette(N, beta, L),
         acceptance=chain.acceptance,
         n_steps=n_steps,

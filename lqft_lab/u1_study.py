@@ -207,9 +207,9 @@ def run_u1_algorithm(
         algorithm=algorithm,
         beta=float(beta),
         L=L,
-        plaq=_gamma_quiet(series["plaq"]),
-        chi_t=_gamma_quiet(series["chi_t"]),
-        Q=_gamma_quiet(series["Q"]),
+        plaq=gamma_method(series["plaq"], warn=False),
+        chi_t=gamma_method(series["chi_t"], warn=False),
+        Q=gamma_method(series["Q"], warn=False),
         Q_series=series["Q"],
         Q_changes=int((np.abs(np.diff(series["Q"], axis=0)) > 0.5).sum()),
         acceptance=chain.acceptance,
@@ -217,16 +217,6 @@ def run_u1_algorithm(
         n_chains=n_chains,
         seconds=seconds,
     )
-
-
-def _gamma_quiet(data: np.ndarray) -> GammaResult:
-    """Γ-method without the warning for an unconverged window (frozen Q is expected here;
-    the result's ``window_converged`` says so and the notebook shows it as a lower bound)."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return gamma_method(data)
 
 
 @dataclass(frozen=True)

@@ -143,7 +143,7 @@ def _project(x: np.ndarray, f: Callable | None) -> tuple[np.ndarray, float, floa
 
 
 def gamma_method(
-    data, f: Callable[[np.ndarray], float] | None = None, S: float = 2.0
+    data, f: Callable[[np.ndarray], float] | None = None, S: float = 2.0, warn: bool = True
 ) -> GammaResult:
     """Mean, error, and integrated autocorrelation time of a Monte Carlo observable.
 
@@ -157,6 +157,8 @@ def gamma_method(
             scalar; required when ``K > 1``. It is linearised (Wolff sec. 3): the projected
             series ``Σ_α ∂f/∂A_α (a_α(t) - Ā_α)`` is analysed with the standard windowing.
         S: Wolff's ``S = τ/τ_int`` guess for the window criterion; 1–2 is typical.
+        warn: emit a ``RuntimeWarning`` when the window does not converge. Callers that
+            expect it (frozen topology) pass ``False`` and read ``window_converged``.
 
     Returns:
         A :class:`GammaResult`. Constant data give ``error = 0``, ``tau_int = 0.5``.
@@ -206,7 +208,7 @@ def gamma_method(
     hits = np.flatnonzero(g < 0)
     converged = hits.size > 0
     window = int(w[hits[0]]) if converged else w_max - 1
-    if not converged:
+    if not converged and warn:
         warnings.warn(
             f"Γ-method window did not converge up to W = {window}; the chain is "
             f"too short for its autocorrelation (tau_int ≳ {tau_run[-1]:.1f}).",
