@@ -39,13 +39,12 @@ References:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 
 from ..sun import check_matrices, check_special_unitary, expm, project_sun, random_algebra
 from .base import FieldState, metropolis_accept
-from .hmc import OMELYAN_LAMBDA, _check_integrator_args, _check_trajectory_options
+from .hmc import OMELYAN_LAMBDA, HMCInfo, _check_integrator_args, _check_trajectory_options
 
 __all__ = [
     "sun_kinetic_energy",
@@ -149,19 +148,7 @@ _INTEGRATORS = {"leapfrog": _leapfrog, "omelyan": _omelyan}
 SUNHMCState = FieldState  # (x, S): links (B, ..., N, N) and their actions (B,)
 
 
-@dataclass(frozen=True)
-class SUNHMCInfo:
-    """What happened in one trajectory, per chain.
-
-    Attributes:
-        accepted: ``(B,)`` bool.
-        delta_H: ``H(end) - H(start)``, ``(B,)``.
-        accept_prob: ``min(1, exp(-ΔH))``, ``(B,)`` (0 for a NaN trajectory).
-    """
-
-    accepted: torch.Tensor
-    delta_H: torch.Tensor
-    accept_prob: torch.Tensor
+SUNHMCInfo = HMCInfo  # accepted, delta_H, accept_prob per chain, as for HMC
 
 
 class SUNHMC:
