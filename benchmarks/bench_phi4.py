@@ -6,8 +6,9 @@ One run measures, on one device, and prints every figure as a ``name=value`` lin
 (a) **Time per training step** of our flow at the architecture of arXiv:2101.08176 (16 affine
     checkerboard couplings, conv hidden channels ``[8, 8]``, kernel 3, ``L = 8``, φ⁴ with
     ``m² = -4``, ``λ = 8``), at batch 64 and 1024: our full step (``Trainer._train_step``,
-    with gradient clipping and the NaN guard) against a plain PyTorch implementation of the
-    same flow kept in this file as the reference. The reference is written the way the
+    with gradient clipping and the NaN guard; on a GPU captured as one CUDA graph, see
+    ``TrainConfig.cuda_graph``) against a plain PyTorch implementation of the same flow kept
+    in this file as the reference. The reference is written the way the
     tutorial writes it (explicit frozen/active split, ``nn.Conv2d`` with circular padding,
     default ``Adam``) but is not handicapped: its prior draws with ``torch.randn`` rather
     than through ``torch.distributions`` and its argument checks. Before timing, the two
@@ -243,19 +244,30 @@ def bench_step_time(device: torch.device, quick: bool, seed: int) -> None:
         ref = reference_like(model)
         generator = torch.Generator(device=device).manual_seed(seed)
         check_same_flow(model, ref, generator)
-        trainer = Trainer(
-            model, Phi4Action(M2_TRAIN, LAM_TRAIN), TrainConfig(batch_size=batch, seed=seed)
-        )
+        action = Phi4Action(M2_TRAIN, LAM_TRAIN)
+        trainer = Trainer(model, action, TrainConfig(batch_size=batch, seed=seed))
         optimizer = torch.optim.Adam(ref.parameters(), lr=1e-3)
         steps = {
             "ours": trainer._train_step,
             "ref": functools.partial(reference_train_step, ref, optimizer, batch, generator),
         }
+        if device.type == "cuda":
+            # What the CUDA graph buys: the same step of ours, op by op.
+            eager = Trainer(
+                build_real_nvp(L=L_TRAIN, seed=seed).to(device),
+                action,
+                TrainConfig(batch_size=batch, seed=seed, cuda_graph=False),
+            )
+            steps["ours_eager"] = eager._train_step
         times = time_side_by_side(steps, rounds, n_steps, device)
-        ratios = [a / b for a, b in zip(times["ours"], times["ref"], strict=True)]
-        emit(f"step_ms_ours_b{batch}", statistics.median(times["ours"]))
-        emit(f"step_ms_ref_b{batch}", statistics.median(times["ref"]))
-        emit(f"step_time_ratio_b{batch}", statistics.median(ratios))
+        if device.type == "cuda":
+            emit(f"cuda_graph_b{batch}", trainer.uses_cuda_graph)
+        for name in steps:
+            emit(f"step_ms_{name}_b{batch}", statistics.median(times[name]))
+        for name in [n for n in steps if n != "ref"]:
+            suffix = "" if name == "ours" else "_eager"
+            ratios = [a / b for a, b in zip(times[name], times["ref"], strict=True)]
+            emit(f"step_time_ratio{suffix}_b{batch}", statistics.median(ratios))
 
 
 # --- (b) wall time to ESS >= 0.4 ----------------------------------------------------------

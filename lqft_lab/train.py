@@ -17,10 +17,13 @@ measured on a fresh batch of at least 4096 samples (see :mod:`lqft_lab.analysis.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import math
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -50,6 +53,14 @@ class TrainConfig:
         grad_clip: maximum gradient norm, or ``None`` for no clipping.
         seed: seeds the sampling generator of the training batches.
         log_every: steps between metric records and callbacks.
+        cuda_graph: capture the whole training step (sampling, loss, backward, clipping,
+            Adam and the NaN guard) as one CUDA graph and replay it, on a GPU. Small
+            batches are launch-bound there: a step of the tutorial's flow is a few hundred
+            tiny kernels, and one replay costs about one launch. ``None`` (default) uses a
+            graph whenever the model is on CUDA, and a flow that cannot be captured (one
+            that asks the host mid-step, such as the SU(N) flows' eigendecompositions)
+            falls back to ordinary steps with a warning; ``True`` raises instead;
+            ``False`` never captures. Ignored on the CPU.
     """
 
     n_steps: int = 20_000
@@ -60,6 +71,7 @@ class TrainConfig:
     grad_clip: float | None = 100.0
     seed: int = 0
     log_every: int = 50
+    cuda_graph: bool | None = None
 
     def __post_init__(self):
         for name in ("n_steps", "batch_size", "log_every"):
@@ -74,6 +86,21 @@ class TrainConfig:
             raise ValueError(f"lr_min_factor must be in (0, 1], got {self.lr_min_factor}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ValueError(f"grad_clip must be positive or None, got {self.grad_clip}")
+        if self.cuda_graph not in (None, True, False):
+            raise ValueError(f"cuda_graph must be None, True or False, got {self.cuda_graph!r}")
+
+    def lr_at(self, step: int) -> float:
+        """Learning rate of optimisation step ``step`` (0-based) under the schedule.
+
+        The cosine schedule in closed form, ``lr_min + (lr - lr_min)(1 + cos(π t/T))/2`` with
+        ``t = min(step, n_steps)``: steps past ``n_steps`` (resumed training) stay at
+        ``lr_min`` rather than climbing back up.
+        """
+        if self.lr_schedule is None:
+            return self.lr
+        lr_min = self.lr * self.lr_min_factor
+        t = min(step, self.n_steps) / self.n_steps
+        return lr_min + 0.5 * (self.lr - lr_min) * (1.0 + math.cos(math.pi * t))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -108,25 +135,23 @@ class Trainer:
         param = next(model.parameters())
         self._skipped = torch.zeros((), dtype=torch.long, device=param.device)
         # capturable keeps Adam's step counter on the GPU, so a skipped step can be undone
-        # there (see _step_or_skip) without asking the host. On the CPU the fused kernel is
-        # several times faster than the per-tensor loop for a flow's many small tensors.
+        # there (see _step_or_skip) without asking the host, and lets the step be captured
+        # in a CUDA graph; the learning rate is then a device tensor that the schedule
+        # refills, so a captured step reads the current value. On the CPU the fused kernel
+        # is several times faster than the per-tensor loop for a flow's many small tensors.
+        on_cuda = param.is_cuda
         self.optimizer = torch.optim.Adam(
             model.parameters(),
-            lr=self.config.lr,
-            capturable=param.is_cuda,
+            lr=torch.tensor(self.config.lr, device=param.device) if on_cuda else self.config.lr,
+            capturable=on_cuda,
             fused=True if param.device.type == "cpu" else None,
         )
-        self.scheduler = None
-        if self.config.lr_schedule == "cosine":
-            self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-                self.optimizer,
-                T_max=self.config.n_steps,
-                eta_min=self.config.lr * self.config.lr_min_factor,
-            )
         self.generator = torch.Generator(device=param.device).manual_seed(self.config.seed)
         # A separate CPU generator for the acceptance estimate, so logging never changes
         # the training batches.
         self._mh_generator = torch.Generator().manual_seed(self.config.seed + 1)
+        use_graph = on_cuda and self.config.cuda_graph is not False
+        self._graph = _GraphedStep() if use_graph else None
 
     def add_callback(self, fn: Callback) -> None:
         """Register ``fn(trainer, metrics)``, called every ``log_every`` steps."""
@@ -140,6 +165,11 @@ class Trainer:
     @property
     def running(self) -> bool:
         return self._running.is_set()
+
+    @property
+    def uses_cuda_graph(self) -> bool:
+        """Whether training steps are replays of a captured CUDA graph (see ``TrainConfig``)."""
+        return self._graph is not None and self._graph.graph is not None
 
     def stop(self) -> None:
         """Ask :meth:`train` to return after the current step (safe from any thread).
@@ -183,6 +213,13 @@ class Trainer:
 
     def _train_step(self) -> torch.Tensor:
         """One optimisation step; returns the batch's detached ``logw = logp - logq``."""
+        self._set_lr(self.config.lr_at(self.step))
+        if self._graph is not None:
+            return self._graph.step(self)
+        return self._eager_step()
+
+    def _eager_step(self) -> torch.Tensor:
+        """The step itself, op by op (what a CUDA graph captures)."""
         x, logq = self.model.sample(self.config.batch_size, generator=self.generator)
         logp = -self.action(x)
         loss = (logq - logp).mean()
@@ -191,9 +228,14 @@ class Trainer:
         max_norm = self.config.grad_clip if self.config.grad_clip is not None else math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
         self._step_or_skip(torch.isfinite(loss) & torch.isfinite(grad_norm))
-        if self.scheduler is not None:
-            self.scheduler.step()
         return (logp - logq).detach()
+
+    def _set_lr(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            if torch.is_tensor(group["lr"]):
+                group["lr"].fill_(lr)  # queued on the device, no host round trip
+            else:
+                group["lr"] = lr
 
     @torch.no_grad()
     def _step_or_skip(self, ok: torch.Tensor) -> None:
@@ -250,10 +292,145 @@ class Trainer:
             "loss": (-logw).mean().item(),
             "ess": ess,
             "acceptance": acceptance,
-            "lr": self.optimizer.param_groups[0]["lr"],
+            "lr": self.config.lr_at(self.step),  # that of the next step
             "skipped": skipped,
             "time": self._elapsed,
         }
+
+
+class _GraphedStep:
+    """A :class:`Trainer`'s step captured once as a CUDA graph, then replayed.
+
+    The first steps run op by op on a side stream (cuDNN, autograd and Adam set themselves
+    up lazily, which a capture must not see); the last of them also checks, in CUDA's sync
+    debug mode, that the step never waits for the host. The next step is captured and
+    replayed, and every later step is one replay. A replay reuses the captured tensors: the
+    parameters and Adam's state are updated in place, the learning rate is read from the
+    device tensor the trainer refills, and the training generator is registered with the
+    graph, so each replay draws a fresh batch. Its random stream is the one ordinary steps
+    would draw, so a graphed and an ordinary trainer of the same seed train alike
+    (tests/test_gpu.py checks this).
+
+    A step that synchronises with the host (the SU(N) flows' eigendecompositions run on the
+    CPU) cannot be captured: the trainer then warns once and carries on with ordinary steps,
+    or raises if ``TrainConfig.cuda_graph`` is ``True``. The same happens if a capture fails
+    for a reason the check missed; the generators the voided capture left marked as
+    capturing are then released by a capture that succeeds, so that random draws work again.
+
+    Garbage collection is paused during the capture: collecting an old trainer's graph there
+    would free memory mid-capture, which voids it.
+
+    Reference: PyTorch's CUDA graphs notes, "whole-network capture"
+    (https://pytorch.org/docs/stable/notes/cuda.html#cuda-graphs).
+    """
+
+    warmup_steps = 3
+
+    def __init__(self):
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.failed = False
+        self._eager_steps = 0
+        self._logw: torch.Tensor | None = None
+
+    def step(self, trainer: Trainer) -> torch.Tensor:
+        if self.graph is not None:
+            self.graph.replay()
+            return self._logw.clone()
+        if self.failed:
+            return trainer._eager_step()
+        if self._eager_steps < self.warmup_steps:
+            self._eager_steps += 1
+            last = self._eager_steps == self.warmup_steps
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side), _sync_warnings(record=last) as synced:
+                logw = trainer._eager_step()
+            torch.cuda.current_stream().wait_stream(side)
+            if synced:
+                self._give_up(trainer, f"the step synchronises with the host: {synced[0]}")
+            return logw
+        return self._capture(trainer)
+
+    def _capture(self, trainer: Trainer) -> torch.Tensor:
+        graph = torch.cuda.CUDAGraph()
+        graph.register_generator_state(trainer.generator)
+        trainer.optimizer.zero_grad(set_to_none=True)  # gradients are allocated in the graph
+        torch.cuda.synchronize()
+        gc.collect()
+        gc_enabled = gc.isenabled()
+        gc.disable()
+        capture = torch.cuda.Stream()
+        capture.wait_stream(torch.cuda.current_stream())
+        try:
+            with torch.cuda.stream(capture):
+                # thread_local: a dashboard thread drawing meanwhile does not void it.
+                graph.capture_begin(capture_error_mode="thread_local")
+                try:
+                    logw = trainer._eager_step()
+                finally:
+                    graph.capture_end()
+        except RuntimeError as err:
+            _release_generators(trainer.generator)
+            self._give_up(trainer, f"the capture failed: {err}")
+            trainer.optimizer.zero_grad(set_to_none=True)
+            return trainer._eager_step()
+        finally:
+            if gc_enabled:
+                gc.enable()
+        torch.cuda.current_stream().wait_stream(capture)
+        self.graph, self._logw = graph, logw
+        graph.replay()  # capturing records the step without running it
+        return logw.clone()
+
+    def _give_up(self, trainer: Trainer, reason: str) -> None:
+        self.failed = True
+        message = f"this flow's training step cannot be captured as a CUDA graph ({reason})"
+        if trainer.config.cuda_graph:
+            raise RuntimeError(
+                f"{message}; use TrainConfig(cuda_graph=None) to fall back to ordinary steps"
+            )
+        warnings.warn(
+            f"{message}; training continues with ordinary steps "
+            "(TrainConfig(cuda_graph=False) silences this)",
+            RuntimeWarning,
+            stacklevel=5,
+        )
+
+
+@contextlib.contextmanager
+def _sync_warnings(record: bool):
+    """Collect CUDA's "synchronizing operation" warnings raised inside (if ``record``)."""
+    found: list[str] = []
+    if not record:
+        yield found
+        return
+    previous = torch.cuda.get_sync_debug_mode()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            yield found
+        finally:
+            torch.cuda.set_sync_debug_mode(previous)
+    found.extend(str(w.message) for w in caught if "synchroniz" in str(w.message))
+
+
+def _release_generators(generator: torch.Generator) -> None:
+    """Unmark ``generator`` and the default CUDA generator as capturing after a voided capture.
+
+    A capture registers its generators and marks them as capturing; only a capture that
+    ends normally unmarks them, and until then every draw from them raises. A small capture
+    that succeeds, with the same generators registered, does that.
+    """
+    graph = torch.cuda.CUDAGraph()
+    graph.register_generator_state(generator)
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        graph.capture_begin()
+        torch.ones(1, device=generator.device).add_(1)
+        graph.capture_end()
+    torch.cuda.current_stream().wait_stream(stream)
 
 
 @torch.no_grad()

@@ -10,6 +10,7 @@ steps on CUDA never synchronise with the host.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -140,17 +141,127 @@ def test_flow_metropolis_step_does_not_sync(cuda_setup, request):
     assert state.x.device.type == "cuda" and info.logw.device.type == "cuda"
 
 
-def test_training_step_does_not_sync(cuda_setup, request):
+@pytest.mark.parametrize("cuda_graph", [False, True])
+def test_training_step_does_not_sync(cuda_setup, cuda_graph, request):
     # The whole optimisation step, NaN guard included: a non-finite step is undone on the
-    # device (Trainer._step_or_skip), so the host is never asked.
+    # device (Trainer._step_or_skip), so the host is never asked, op by op or as a graph.
     device, action, gen, _ = cuda_setup
     model = build_real_nvp(L=8, n_layers=4, seed=0).to(device)
-    trainer = Trainer(model, action, TrainConfig(n_steps=10, log_every=10))
-    trainer._train_step()  # first-call set-up (cuDNN, autograd, Adam state) outside
+    trainer = Trainer(model, action, TrainConfig(n_steps=10, log_every=10, cuda_graph=cuda_graph))
+    for _ in range(5):  # set-up (cuDNN, autograd, Adam state; the capture) outside
+        trainer._train_step()
+    assert trainer.uses_cuda_graph == cuda_graph
     request.getfixturevalue("no_sync")
     for _ in range(3):
         logw = trainer._train_step()
     assert logw.device.type == "cuda"
-    for p in model.parameters():
-        p.grad = torch.full_like(p, float("nan"))
-    trainer._step_or_skip(torch.zeros((), dtype=torch.bool, device=device))
+    if not cuda_graph:
+        for p in model.parameters():
+            p.grad = torch.full_like(p, float("nan"))
+        trainer._step_or_skip(torch.zeros((), dtype=torch.bool, device=device))
+
+
+# --------------------------------------------------------------------------- CUDA graphs
+
+
+def _graph_pair(device, action, n_layers=4, **config):
+    trainers = {}
+    for graph in (False, True):
+        model = build_real_nvp(L=8, n_layers=n_layers, seed=0).to(device)
+        trainers[graph] = Trainer(
+            model, action, TrainConfig(n_steps=40, log_every=1, cuda_graph=graph, **config)
+        )
+    return trainers[False], trainers[True]
+
+
+def test_a_graphed_trainer_trains_like_an_ordinary_one(cuda_setup):
+    # Same seed, same batches: the graph draws from the training generator's stream exactly
+    # as ordinary steps do, and applies the same schedule. A graph that replayed a stale
+    # batch, a frozen learning rate or a skipped Adam update would show here at once: the
+    # batch losses are O(10) and differ by O(0.1) between different draws.
+    device, action, _, _ = cuda_setup
+    plain, graphed = _graph_pair(device, action)
+    plain.train(), graphed.train()
+    assert graphed.uses_cuda_graph and not plain.uses_cuda_graph
+    loss = {t: torch.tensor([m["loss"] for m in t.history]) for t in (plain, graphed)}
+    assert len(loss[plain]) == 40 and loss[plain].std() > 0.1
+    # cuDNN's backward kernels may sum in a different order: rounding-level differences,
+    # compounded over 40 Adam steps.
+    torch.testing.assert_close(loss[graphed], loss[plain], atol=2e-3, rtol=1e-4)
+    for a, b in zip(plain.model.parameters(), graphed.model.parameters(), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+    for t in (plain, graphed):  # the last step ran at the schedule's last learning rate
+        assert float(t.optimizer.param_groups[0]["lr"]) == pytest.approx(t.config.lr_at(39))
+
+
+def test_a_graphed_step_skips_a_non_finite_loss(cuda_setup):
+    # The NaN guard is part of the captured graph: flip a device flag that poisons the
+    # action, replay, and nothing may change but the skip counter.
+    device, action, _, _ = cuda_setup
+    poison = torch.zeros((), dtype=torch.bool, device=device)
+
+    def poisoned(x):
+        return torch.where(poison, torch.nan, action(x))
+
+    model = build_real_nvp(L=8, n_layers=4, seed=0).to(device)
+    trainer = Trainer(model, poisoned, TrainConfig(n_steps=40, log_every=10, cuda_graph=True))
+    for _ in range(5):
+        trainer._train_step()
+    assert trainer.uses_cuda_graph and trainer.skipped == 0
+    before = [p.detach().clone() for p in model.parameters()]
+    adam = [
+        {k: v.clone() for k, v in trainer.optimizer.state[p].items()} for p in model.parameters()
+    ]
+    poison.fill_(True)
+    trainer._train_step()
+    assert trainer.skipped == 1
+    for p, old, state in zip(model.parameters(), before, adam, strict=True):
+        assert torch.equal(p, old)
+        for key, value in state.items():
+            assert torch.equal(trainer.optimizer.state[p][key], value), key
+    poison.fill_(False)
+    trainer._train_step()
+    assert trainer.skipped == 1
+    assert any(not torch.equal(p, old) for p, old in zip(model.parameters(), before, strict=True))
+
+
+def _host_action(action):
+    def host_action(x):  # .item() synchronises: a capture cannot contain it
+        return action(x) + 0.0 * x.abs().max().item()
+
+    return host_action
+
+
+def test_a_flow_that_asks_the_host_falls_back_to_ordinary_steps(cuda_setup):
+    device, action, _, _ = cuda_setup
+    host_action = _host_action(action)
+    model = build_real_nvp(L=8, n_layers=2, seed=0).to(device)
+    trainer = Trainer(model, host_action, TrainConfig(n_steps=20, log_every=10))
+    with pytest.warns(RuntimeWarning, match="synchronises with the host"):
+        history = trainer.train()
+    assert not trainer.uses_cuda_graph and trainer.step == 20
+    assert all(math.isfinite(m["loss"]) for m in history) and trainer.skipped == 0
+
+    strict = Trainer(
+        build_real_nvp(L=8, n_layers=2, seed=0).to(device),
+        host_action,
+        TrainConfig(n_steps=20, log_every=10, cuda_graph=True),
+    )
+    with pytest.raises(RuntimeError, match="cannot be captured as a CUDA graph"):
+        strict.train()
+
+
+def test_a_voided_capture_leaves_the_random_generators_usable(cuda_setup):
+    # Skip the sync check and capture a step that asks the host: the capture is voided, and
+    # with it the generators it registered would stay marked as capturing (every draw would
+    # raise) unless released.
+    device, action, _, _ = cuda_setup
+    model = build_real_nvp(L=8, n_layers=2, seed=0).to(device)
+    trainer = Trainer(model, _host_action(action), TrainConfig(n_steps=20, log_every=10))
+    with pytest.warns(RuntimeWarning, match="the capture failed"):
+        logw = trainer._graph._capture(trainer)
+    assert torch.isfinite(logw).all() and not trainer.uses_cuda_graph
+    assert torch.randn(4, device=device).isfinite().all()  # the default generator
+    assert torch.randn(4, device=device, generator=trainer.generator).isfinite().all()
+    history = trainer.train()
+    assert trainer.step == 20 and all(math.isfinite(m["loss"]) for m in history)
