@@ -533,15 +533,21 @@ def train_to_acceptance(
         progress: progress bar for the training.
         log: called with one line per check (e.g. ``print``).
 
+    If the budget runs out first, the model is put back to the weights of its best check
+    (highest acceptance), which with a noisy or drifting training need not be the last;
+    Adam's moments are left as they are.
+
     Returns:
         The checks, ``[{"step", "ess", "acceptance", "n"}, ...]``; the last is the state the
-        model was left in.
+        model was left in. When the weights were put back, that last entry repeats the best
+        check with ``"restored": True``.
     """
     if not 0 < target < 1:
         raise ValueError(f"target acceptance must be in (0, 1), got {target}")
     if isinstance(check_every, bool) or not isinstance(check_every, int) or check_every < 1:
         raise ValueError(f"check_every must be a positive integer, got {check_every!r}")
     checks: list[dict] = []
+    best: dict = {"acceptance": -math.inf}
 
     def check() -> bool:
         result = {
@@ -549,6 +555,9 @@ def train_to_acceptance(
             **evaluate(trainer.model, trainer.action, n_samples, generator=generator),
         }
         checks.append(result)
+        if result["acceptance"] > best["acceptance"]:  # a NaN acceptance is never best
+            weights = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+            best.update(result, weights=weights)
         if log is not None:
             log(
                 f"step {result['step']}: acceptance {result['acceptance']:.3f}, "
@@ -556,6 +565,13 @@ def train_to_acceptance(
             )
         return result["acceptance"] >= target
 
-    while not check() and trainer.step < trainer.config.n_steps:
+    met = check()
+    while not met and trainer.step < trainer.config.n_steps:
         trainer.train(min(check_every, trainer.config.n_steps - trainer.step), progress=progress)
+        met = check()
+    if not met and "weights" in best and best["step"] != checks[-1]["step"]:
+        trainer.model.load_state_dict(best.pop("weights"))  # in place: a CUDA graph stays valid
+        checks.append({**best, "restored": True})
+        if log is not None:
+            log(f"target not met; weights of step {best['step']} restored")
     return checks

@@ -154,10 +154,36 @@ def test_train_to_acceptance_stops_at_the_first_check_that_meets_the_target():
     assert len(again) == 1 and again[0]["step"] == trainer.step
 
 
+def test_train_to_acceptance_restores_the_best_check_when_the_target_is_missed():
+    trainer = _trainer(n_steps=100, lr=5e-3)
+    snapshots = {0: [p.detach().clone() for p in trainer.model.parameters()]}
+
+    def snapshot_then_spoil(t, metrics):
+        snapshots[t.step] = [p.detach().clone() for p in t.model.parameters()]
+        if t.step == 60:  # the checks from step 60 on see a spoiled flow
+            with torch.no_grad():
+                for p in t.model.parameters():
+                    p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(0)))
+
+    trainer.add_callback(snapshot_then_spoil)
+    lines = []
+    checks = train_to_acceptance(
+        trainer, 0.999, check_every=20, generator=torch.Generator().manual_seed(3), log=lines.append
+    )
+    measured, last = checks[:-1], checks[-1]
+    assert [c["step"] for c in measured] == [0, 20, 40, 60, 80, 100]
+    best = max(measured, key=lambda c: c["acceptance"])
+    assert best["step"] == 40, [(c["step"], c["acceptance"]) for c in measured]
+    assert last["restored"] and last["step"] == 40 and last["acceptance"] == best["acceptance"]
+    assert "restored" in lines[-1]
+    for p, saved in zip(trainer.model.parameters(), snapshots[40], strict=True):
+        assert torch.equal(p, saved)
+
+
 def test_train_to_acceptance_respects_the_step_budget_and_rejects_bad_targets():
     trainer = _trainer(n_steps=30)
     checks = train_to_acceptance(trainer, 0.999, check_every=20)
-    assert trainer.step == 30 and [c["step"] for c in checks] == [0, 20, 30]
+    assert trainer.step == 30 and [c["step"] for c in checks if "restored" not in c] == [0, 20, 30]
     for target in (0.0, 1.0, -0.5):
         with pytest.raises(ValueError, match="target acceptance"):
             train_to_acceptance(trainer, target)
