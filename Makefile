@@ -6,6 +6,7 @@
 #   make notebooks       execute every notebook headless (fast mode) into build/notebooks/
 #   make notebooks-full  the published-scale run (--mode full --device auto)
 #   make gpu             the full notebook run on CUDA, the GPU tests, a report in reports/gpu/
+#                        (GPU_PY=python3 on a machine without network: no .venv)
 #   make bench           benchmarks/bench_phi4.py on the default device (BENCH_ARGS=--quick)
 #   make lint            ruff
 #   make clean           remove build outputs (keeps .venv)
@@ -53,18 +54,26 @@ notebooks: venv
 notebooks-full: venv
 	$(PY) -m lqft_lab notebooks --mode full --device auto
 
-# Refuses without CUDA; then every notebook in full mode on CUDA into $(GPU_OUT), the tests
-# marked gpu (which check that run's figures, so they come second; pytest's default -m
-# 'not gpu' is replaced by this -m), and a report of the run in reports/gpu/. The report is
-# written even when a notebook or a test failed; the target then fails.
+# Refuses without CUDA; then every notebook in full mode on CUDA into $(GPU_OUT), GPU_JOBS of
+# them at once (they share the card; each kernel gets a share of the cores), the tests
+# marked gpu (which check that run's figures, so they come second; pytest's default
+# -m 'not gpu' is replaced by this -m), and a report of the run in reports/gpu/. The report
+# is written even when a notebook or a test failed; the target then fails.
+# On a GPU machine without network, GPU_PY names a Python that already has a CUDA build of
+# torch and the packages (e.g. `make gpu GPU_PY=python3`): no .venv is built then.
 GPU_OUT := build/notebooks-full
-gpu: venv
-	$(PY) -m pip install '$(TORCH_SPEC)'
-	$(PY) -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else \
-		f'torch {torch.__version__} in .venv cannot use CUDA; reinstall a CUDA build of torch')"
-	$(PY) -m lqft_lab notebooks --mode full --device cuda --out $(GPU_OUT); nb=$$?; \
-	$(PY) -m pytest -m gpu $(PYTEST_ARGS); tests=$$?; \
-	$(PY) -m lqft_lab report --metrics $(GPU_OUT)/metrics.json --out reports/gpu; \
+GPU_JOBS ?= 4
+GPU_PY ?=
+GPU_RUN := $(or $(GPU_PY),$(PY))
+GPU_THREADS := $(shell n=$$(nproc 2>/dev/null || echo 4); echo $$(( n / $(GPU_JOBS) > 0 ? n / $(GPU_JOBS) : 1 )))
+gpu: $(if $(GPU_PY),,venv)
+	$(if $(GPU_PY),,$(PY) -m pip install '$(TORCH_SPEC)')
+	$(GPU_RUN) -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else \
+		f'torch {torch.__version__} in $(GPU_RUN) cannot use CUDA; install a CUDA build of torch')"
+	OMP_NUM_THREADS=$(GPU_THREADS) $(GPU_RUN) -m lqft_lab notebooks --mode full --device cuda \
+		--jobs $(GPU_JOBS) --out $(GPU_OUT); nb=$$?; \
+	$(GPU_RUN) -m pytest -m gpu $(PYTEST_ARGS); tests=$$?; \
+	$(GPU_RUN) -m lqft_lab report --metrics $(GPU_OUT)/metrics.json --out reports/gpu; \
 	[ $$nb -eq 0 ] && [ $$tests -eq 0 ]
 
 # Figures print as name=value lines; record them with the machine in benchmarks/RESULTS.md.

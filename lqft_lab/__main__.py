@@ -59,6 +59,7 @@ def _notebooks(args: argparse.Namespace) -> int:
             notebooks_dir=args.notebooks_dir,
             progress=not args.no_progress,
             timeout=args.timeout,
+            jobs=args.jobs,
         )
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -184,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     nb.add_argument("--out", default="build/notebooks", help="folder for executed copies")
     nb.add_argument("--notebooks-dir", default="notebooks", help="folder holding NN_*.ipynb")
     nb.add_argument("--timeout", type=float, default=None, help="per-cell limit in seconds")
+    nb.add_argument(
+        "--jobs", type=int, default=1, help="notebooks run at once, each in its own kernel"
+    )
     nb.add_argument("--no-progress", action="store_true", help="no progress bar")
     nb.set_defaults(run=_notebooks)
 

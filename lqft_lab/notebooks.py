@@ -44,6 +44,7 @@ nbval's ``--nbval-current-env`` does), so ``make notebooks`` runs the notebooks 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -309,6 +310,7 @@ def run_notebooks(
     extra_parameters: Mapping[str, Any] | None = None,
     progress: bool = True,
     timeout: float | None = None,
+    jobs: int = 1,
 ) -> dict:
     """Execute the numbered notebooks with papermill and collect their recorded figures.
 
@@ -322,13 +324,17 @@ def run_notebooks(
         extra_parameters: more values for the notebooks' ``parameters`` cells (``seed``...).
         progress: show a tqdm bar over the notebooks.
         timeout: per-cell execution limit in seconds; ``None`` for none.
+        jobs: notebooks run at once, each in its own kernel. On a GPU machine several
+            notebooks share the card well (each leaves it mostly idle); their wall times
+            are then upper bounds of what each takes alone. Give each kernel a share of the
+            cores, e.g. with ``OMP_NUM_THREADS``.
 
     Returns:
         The contents of ``out/metrics.json``: ``{stem: {name: value}, "_meta": {stem: ...}}``.
 
     Raises:
-        ValueError: for an unknown mode, device or notebook, or ``"cuda"`` without CUDA;
-            all before anything runs.
+        ValueError: for an unknown mode, device or notebook, ``"cuda"`` without CUDA, or
+            ``jobs < 1``; all before anything runs.
         FileNotFoundError: when ``notebooks_dir`` is missing or holds no numbered notebook.
         NotebookFailed: after running all selected notebooks, if any of them raised; the
             executed copy of each failed notebook shows the traceback.
@@ -337,12 +343,15 @@ def run_notebooks(
         raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
     if device not in DEVICES:
         raise ValueError(f"device must be one of {', '.join(DEVICES)}; got {device!r}")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
     notebooks = find_notebooks(notebooks_dir)
     if not notebooks:
         raise FileNotFoundError(f"no numbered notebooks (NN_*.ipynb) in {str(notebooks_dir)!r}")
     notebooks = _select(notebooks, only)
 
-    import papermill
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
     from tqdm.auto import tqdm
 
     from .lattice import resolve_device
@@ -356,42 +365,69 @@ def run_notebooks(
     metrics: dict[str, Any] = {}
     meta: dict[str, dict] = {}
     failures: dict[str, str] = {}
-    bar = tqdm(notebooks, desc="notebooks", unit="nb", disable=not progress)
+    bar = tqdm(total=len(notebooks), desc="notebooks", unit="nb", disable=not progress)
     with tempfile.TemporaryDirectory(prefix="lqft_lab_records_") as tmp:
-        for nb in bar:
-            bar.set_postfix_str(nb.stem)
-            executed = out / nb.name
-            record_file = Path(tmp) / f"{nb.stem}.json"
-            peak_file = Path(tmp) / f"{nb.stem}.peak.json"
-            env = {HEADLESS_ENV: "1", RECORD_ENV: str(record_file), "MPLBACKEND": _INLINE_BACKEND}
-            start = time.perf_counter()
-            try:
-                papermill.execute_notebook(
-                    str(_with_peak_cell(nb.resolve(), peak_file, Path(tmp))),
-                    str(executed),
-                    parameters=parameters,
-                    kernel_name="python3",
-                    language="python",
-                    cwd=str(nb.parent.resolve()),
-                    progress_bar=False,
-                    execution_timeout=timeout,
-                    kernel_manager_class=_kernel_manager_class(env),
-                )
-            except Exception as err:  # every failure is reported, then raised together
-                failures[nb.stem] = f"{_describe(err)}; executed copy: {executed}"
-            wall = time.perf_counter() - start
-            _strip_peak_cell(executed, nb.resolve())
-            meta[nb.stem] = {"wall_s": round(wall, 2), "mode": mode, "device": resolved}
-            if peak_file.exists():
-                meta[nb.stem].update(json.loads(peak_file.read_text()))
-            if nb.stem in failures:
-                meta[nb.stem].update(status="failed", error=failures[nb.stem])
-            else:
-                meta[nb.stem]["status"] = "ok"
-            if record_file.exists():
-                metrics[nb.stem] = json.loads(record_file.read_text())
-    metrics["_meta"] = meta
+        run = functools.partial(
+            _execute, out=out, tmp=Path(tmp), parameters=parameters, timeout=timeout
+        )
+        # Each notebook runs in its own kernel process; a thread only waits on it.
+        with ThreadPoolExecutor(max_workers=min(jobs, len(notebooks))) as pool:
+            futures = {pool.submit(run, nb): nb for nb in notebooks}
+            for future in as_completed(futures):
+                nb = futures[future]
+                info, figures, failure = future.result()
+                meta[nb.stem] = {**info, "mode": mode, "device": resolved}
+                if figures is not None:
+                    metrics[nb.stem] = figures
+                if failure is not None:
+                    failures[nb.stem] = failure
+                bar.set_postfix_str(nb.stem)
+                bar.update(1)
+    bar.close()
+    order = {nb.stem: i for i, nb in enumerate(notebooks)}  # the file lists them in order
+    metrics = dict(sorted(metrics.items(), key=lambda item: order[item[0]]))
+    metrics["_meta"] = dict(sorted(meta.items(), key=lambda item: order[item[0]]))
     metrics_path.write_text(json.dumps(metrics, indent=1, allow_nan=False) + "\n")
     if failures:
         raise NotebookFailed(failures, metrics, metrics_path)
     return metrics
+
+
+def _execute(
+    nb: Path, *, out: Path, tmp: Path, parameters: dict, timeout: float | None
+) -> tuple[dict, dict | None, str | None]:
+    """Run one notebook into ``out``: ``(meta, recorded figures or None, failure or None)``."""
+    import papermill
+
+    executed = out / nb.name
+    record_file = tmp / f"{nb.stem}.json"
+    peak_file = tmp / f"{nb.stem}.peak.json"
+    folder = tmp / nb.stem  # the copy with the peak cell, one folder per notebook
+    folder.mkdir()
+    env = {HEADLESS_ENV: "1", RECORD_ENV: str(record_file), "MPLBACKEND": _INLINE_BACKEND}
+    failure = None
+    start = time.perf_counter()
+    try:
+        papermill.execute_notebook(
+            str(_with_peak_cell(nb.resolve(), peak_file, folder)),
+            str(executed),
+            parameters=parameters,
+            kernel_name="python3",
+            language="python",
+            cwd=str(nb.parent.resolve()),
+            progress_bar=False,
+            execution_timeout=timeout,
+            kernel_manager_class=_kernel_manager_class(env),
+        )
+    except Exception as err:  # every failure is reported, then raised together
+        failure = f"{_describe(err)}; executed copy: {executed}"
+    wall = time.perf_counter() - start
+    _strip_peak_cell(executed, nb.resolve())
+    info: dict[str, Any] = {"wall_s": round(wall, 2)}
+    if peak_file.exists():
+        info.update(json.loads(peak_file.read_text()))
+    info["status"] = "failed" if failure else "ok"
+    if failure:
+        info["error"] = failure
+    figures = json.loads(record_file.read_text()) if record_file.exists() else None
+    return info, figures, failure

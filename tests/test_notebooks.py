@@ -94,6 +94,29 @@ def test_run_injects_parameters_and_writes_metrics(toy_dir, tmp_path):
 
 
 @pytest.mark.notebooks
+def test_jobs_run_notebooks_at_once_and_collect_the_same(toy_dir, tmp_path):
+    sleeper = (
+        "import time\nfrom lqft_lab.notebooks import record\n"
+        "t0 = time.time()\ntime.sleep(2.0)\nrecord('t0', t0)\nrecord('t1', time.time())"
+    )
+    _write_notebook(toy_dir / "03_sleep.ipynb", sleeper)
+    _write_notebook(toy_dir / "04_sleep.ipynb", sleeper)
+    with pytest.raises(NotebookFailed) as failed:
+        run_notebooks(out=tmp_path, notebooks_dir=toy_dir, progress=False, jobs=3)
+    metrics = failed.value.metrics
+    assert list(metrics) == ["01_toy", "02_broken", "03_sleep", "04_sleep", "_meta"]
+    assert list(metrics["_meta"]) == ["01_toy", "02_broken", "03_sleep", "04_sleep"]
+    assert metrics["_meta"]["02_broken"]["status"] == "failed" and metrics["02_broken"] == {
+        "before": 1.5
+    }
+    assert metrics["01_toy"]["x"] == 1 and metrics["_meta"]["01_toy"]["status"] == "ok"
+    a, b = metrics["03_sleep"], metrics["04_sleep"]
+    assert max(a["t0"], b["t0"]) < min(a["t1"], b["t1"])  # the two sleeps overlapped
+    with pytest.raises(ValueError, match="jobs must be a positive integer"):
+        run_notebooks(out=tmp_path, notebooks_dir=toy_dir, jobs=0)
+
+
+@pytest.mark.notebooks
 def test_run_selects_by_full_name(toy_dir, tmp_path):
     metrics = run_notebooks(only="01_toy", out=tmp_path, notebooks_dir=toy_dir, progress=False)
     assert list(metrics["_meta"]) == ["01_toy"]
