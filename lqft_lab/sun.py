@@ -191,8 +191,13 @@ def spectral_decomposition(U: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
         shape ``(..., N, N)`` whose column ``i`` is the unit eigenvector for ``e^{iθ_i}``.
         For distinct eigenvalues ``V`` is unitary up to round-off; phases of its columns
         are arbitrary, which :func:`from_eigenphases` does not see.
+
+    SU(2) is decomposed in closed form (:func:`_su2_spectral_decomposition`), so on a GPU it
+    stays on the device; ``torch.linalg.eig`` computes larger ``N`` on the CPU.
     """
     N = check_matrices(U)
+    if N == 2:
+        return _su2_spectral_decomposition(U)
     evals, V = torch.linalg.eig(U)  # (..., N), (..., N, N)
     phi = torch.angle(evals)
     phi, order = torch.sort(phi, dim=-1, descending=True)
@@ -206,6 +211,38 @@ def spectral_decomposition(U: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     theta = torch.gather(phi, -1, idx) - 2 * math.pi * wraps.to(phi.dtype)
     theta = theta - theta.mean(-1, keepdim=True)  # remove round-off from det(U) != 1
     V = torch.gather(V, -1, idx.unsqueeze(-2).expand(V.shape))
+    return theta, V
+
+
+def _su2_spectral_decomposition(U: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`spectral_decomposition` for SU(2), in closed form.
+
+    Write ``U = a₀ 1 + i a·σ`` with ``a₀ = Re tr U / 2`` and ``a·σ = (U - U†)/(2i)``. Its
+    eigenvalues are ``a₀ ± i|a|``, so ``θ = (φ, -φ)`` with ``φ = atan2(|a|, a₀) ∈ [0, π]``,
+    and the eigenvector for ``e^{iφ}`` is that of ``n·σ`` (``n = a/|a|``) for ``+1``: a
+    non-zero column of the projector ``(1 + n·σ)/2``. The column with the larger norm is
+    taken, ``(1 + n₃, n₁ + i n₂)/√(2(1 + n₃))`` or ``(n₁ - i n₂, 1 - n₃)/√(2(1 - n₃))``;
+    the other eigenvector is ``(-q*, p*)`` for ``(p, q)``. At ``U = ±1`` (``|a| = 0``, Haar
+    measure zero) ``V = 1``.
+    """
+    a0 = 0.5 * (U[..., 0, 0] + U[..., 1, 1]).real
+    H = (U - dagger(U)) / 2j  # a·σ = [[a₃, a₁ - i a₂], [a₁ + i a₂, -a₃]]
+    a3 = 0.5 * (H[..., 0, 0] - H[..., 1, 1]).real
+    a12 = 0.5 * (H[..., 1, 0] + H[..., 0, 1].conj())  # a₁ + i a₂
+    norm = torch.sqrt(a3**2 + a12.abs() ** 2)
+    phi = torch.atan2(norm, a0)
+    theta = torch.stack([phi, -phi], dim=-1)
+    tiny = torch.finfo(norm.dtype).tiny
+    degenerate = norm <= tiny
+    safe = torch.where(degenerate, 1.0, norm)
+    n3 = torch.where(degenerate, 1.0, a3 / safe)
+    n12 = torch.where(degenerate, 0.0, a12 / safe)  # n₁ + i n₂
+    upper = n3 >= 0
+    p = torch.where(upper, (1 + n3).to(U.dtype), n12.conj())
+    q = torch.where(upper, n12, (1 - n3).to(U.dtype))
+    scale = torch.sqrt(2 * (1 + n3.abs())).to(U.dtype)
+    p, q = p / scale, q / scale
+    V = torch.stack([torch.stack([p, -q.conj()], -1), torch.stack([q, p.conj()], -1)], -2)
     return theta, V
 
 

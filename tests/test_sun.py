@@ -143,6 +143,24 @@ def test_spectral_decomposition_is_canonical_and_rebuilds(N):
     assert torch.allclose(theta_c, theta, atol=1e-9)
 
 
+def test_su2_closed_form_decomposition_matches_eig():
+    U = haar(2000, 2, generator=_gen(10))
+    theta, V = spectral_decomposition(U)  # the closed form
+    phases = torch.sort(torch.angle(torch.linalg.eigvals(U)), dim=-1, descending=True).values
+    assert (theta - phases).abs().max() < 1e-12
+    assert (V @ V.mH - torch.eye(2, dtype=V.dtype)).abs().max() < 1e-12
+    assert (U @ V - V * torch.exp(1j * theta)[:, None, :]).abs().max() < 1e-12
+    # the centre (|a| = 0) and the charts' seams (n₃ = 0, n₃ = -1)
+    special = torch.tensor(
+        [[[1, 0], [0, 1]], [[-1, 0], [0, -1]], [[0, -1], [1, 0]], [[-1j, 0], [0, 1j]]],
+        dtype=C128,
+    )
+    theta, V = spectral_decomposition(special)
+    assert (from_eigenphases(theta, V) - special).abs().max() < 1e-15
+    expected = torch.tensor([0, math.pi, math.pi / 2, math.pi / 2], dtype=torch.float64)
+    assert torch.allclose(theta[:, 0], expected)
+
+
 def test_log_vandermonde_matches_the_product():
     theta, _ = spectral_decomposition(haar(50, 3, generator=_gen(8)))
     z = torch.exp(1j * theta)
