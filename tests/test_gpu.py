@@ -265,3 +265,43 @@ def test_a_voided_capture_leaves_the_random_generators_usable(cuda_setup):
     assert torch.randn(4, device=device, generator=trainer.generator).isfinite().all()
     history = trainer.train()
     assert trainer.step == 20 and all(math.isfinite(m["loss"]) for m in history)
+
+
+# --------------------------------------------------------------------------- heatbaths
+
+
+@pytest.mark.parametrize("beta", [2.0, 4.0])
+def test_u1_heatbath_step_does_not_sync(beta, request):
+    # A sweep draws a fixed number of von Mises candidates per link and indexes the link
+    # groups as strided slices: no compaction, masks or host checks (samplers/heatbath.py).
+    from lqft_lab.actions import U1WilsonAction
+    from lqft_lab.samplers import U1Heatbath
+
+    device = require_cuda()
+    gen = torch.Generator(device=device).manual_seed(0)
+    sampler = U1Heatbath(U1WilsonAction(beta), n_overrelax=1)
+    state = sampler.init(torch.zeros(64, 2, 16, 16, device=device))  # checks on the host
+    state, _ = sampler.step(state, generator=gen)  # set-up outside the no-sync block
+    request.getfixturevalue("no_sync")
+    for _ in range(3):
+        state, info = sampler.step(state, generator=gen)
+    assert state.x.device.type == "cuda" and info.accepted.device.type == "cuda"
+
+
+def test_sun_heatbath_step_does_not_sync(request):
+    # complex128, as run_sun_algorithm uses: a complex64 step ends with an SVD re-projection,
+    # whose convergence check asks the host (samplers/heatbath_sun.py).
+    from lqft_lab.actions import SUNWilsonAction
+    from lqft_lab.samplers import SUNHeatbath
+    from lqft_lab.sun import haar
+
+    device = require_cuda()
+    gen = torch.Generator(device=device).manual_seed(0)
+    sampler = SUNHeatbath(SUNWilsonAction(4.0, 3), n_overrelax=1)
+    U = haar((16, 2, 8, 8), 3, dtype=torch.complex128, device=device, generator=gen)
+    state = sampler.init(U)  # checks that the links are in SU(3) on the host
+    state, _ = sampler.step(state, generator=gen)  # set-up outside the no-sync block
+    request.getfixturevalue("no_sync")
+    for _ in range(3):
+        state, info = sampler.step(state, generator=gen)
+    assert state.x.device.type == "cuda" and info.accepted.device.type == "cuda"

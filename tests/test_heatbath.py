@@ -14,17 +14,46 @@ import numpy as np
 import pytest
 import torch
 from scipy import integrate, special, stats
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from lqft_lab.actions import U1WilsonAction, plaquette_angles, wrap_angle
 from lqft_lab.actions.phi4 import Phi4Action
 from lqft_lab.analysis import gamma_method
 from lqft_lab.exact import u1_plaquette, u1_topological_susceptibility
 from lqft_lab.observables import plaquette, topological_charge
-from lqft_lab.samplers import U1Heatbath, link_groups, run_chain, sample_von_mises, u1_staples
+from lqft_lab.samplers import (
+    U1Heatbath,
+    heatbath,
+    link_groups,
+    run_chain,
+    sample_von_mises,
+    u1_staples,
+)
 
 F64 = torch.float64
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+class _HostQueries(TorchDispatchMode):
+    """Records the ops that make a GPU wait for the host: scalar reads (``.item()``, ``bool``),
+    ``nonzero`` and the like, and indexing with a mask (which calls ``nonzero``)."""
+
+    SYNCING = {"_local_scalar_dense", "nonzero", "masked_select", "is_nonzero", "unique"}
+    INDEXING = {"index", "index_put", "index_put_", "_index_put_impl_"}
+
+    def __init__(self):
+        super().__init__()
+        self.found = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = func.overloadpacket.__name__
+        mask = name in self.INDEXING and any(
+            i is not None and i.dtype in (torch.bool, torch.uint8) for i in args[1]
+        )
+        if name in self.SYNCING or mask:
+            self.found.append(name)
+        return func(*args, **(kwargs or {}))
 
 
 def _links(shape, batch=3, seed=0, dtype=F64):
@@ -96,6 +125,26 @@ def test_von_mises_extreme_concentrations(dtype):
         assert float(theta.abs().mean()) == pytest.approx(math.pi / 2, abs=0.05)
 
 
+@pytest.mark.parametrize("kappa", [1.0, 2.0, 20.0])
+def test_von_mises_rounds_after_the_first_are_exact(kappa):
+    """One candidate per element leaves 13-34% of them without a draw after the first round
+    (Best & Fisher accept 0.66-0.87 here); the further rounds must draw those from the same
+    law. The same seed without further rounds tells which elements they were.
+    """
+    n, seed = 100_000, int(10 * kappa) + 21
+    kappa_t = torch.full((n,), kappa, dtype=F64)
+    _, first = heatbath._von_mises_centred(kappa_t, torch.Generator().manual_seed(seed), 1, False)
+    left = ~first
+    assert 0.1 < float(left.double().mean()) < 0.35
+    theta, done = heatbath._von_mises_centred(kappa_t, torch.Generator().manual_seed(seed), 1)
+    assert bool(done.all())
+    theta = theta.numpy()
+    law = stats.vonmises(kappa).cdf
+    assert stats.kstest(theta, law).pvalue > 0.01
+    assert stats.kstest(theta[left.numpy()], law).pvalue > 0.01  # the late draws alone
+    assert stats.kstest(theta, stats.vonmises(1.2 * kappa).cdf).pvalue < 1e-6  # power
+
+
 def test_von_mises_rejects_bad_kappa():
     for kappa in [torch.tensor([-0.1]), torch.tensor([float("nan")]), torch.tensor([math.inf])]:
         with pytest.raises(ValueError, match="kappa"):
@@ -157,6 +206,15 @@ def test_link_groups_partition_links_without_shared_plaquettes(shape):
         assert len(members) == shape[0] * shape[1] // 2
         # no plaquette holds two members, so no member is in another member's staple
         assert max(len(p & members) for p in plaquettes) == 1
+
+
+@pytest.mark.parametrize("shape", [(2, 2), (4, 6), (6, 2)])
+def test_sweeps_index_the_link_groups_as_strided_slices(shape):
+    for g, mask in enumerate(link_groups(shape)):
+        mu, sites = heatbath._group_sites(g)
+        picked = torch.zeros(1, 2, *shape, dtype=torch.bool)
+        picked[:, mu][sites] = True
+        assert torch.equal(picked[0], mask), g
 
 
 def test_link_groups_need_even_extents():
@@ -249,8 +307,7 @@ PHYSICS = [
 ]
 
 
-@pytest.mark.parametrize(("shape", "beta", "chains", "sweeps"), PHYSICS)
-def test_heatbath_reproduces_exact_plaquette_and_chi_t(shape, beta, chains, sweeps):
+def _check_exact_plaquette_and_chi_t(shape, beta, chains, sweeps, n_overrelax=1):
     V = shape[0] * shape[1]
     observables = {
         "plaquette": plaquette,
@@ -261,7 +318,7 @@ def test_heatbath_reproduces_exact_plaquette_and_chi_t(shape, beta, chains, swee
         "chi_t": u1_topological_susceptibility(beta, shape),
     }
     chain = run_chain(
-        U1Heatbath(U1WilsonAction(beta)),
+        U1Heatbath(U1WilsonAction(beta), n_overrelax=n_overrelax),
         _links(shape, batch=chains, seed=11),
         sweeps,
         torch.Generator().manual_seed(12),
@@ -274,6 +331,44 @@ def test_heatbath_reproduces_exact_plaquette_and_chi_t(shape, beta, chains, swee
         # power: 4σ is under 8% of the value (the plaquette's is under 1%)
         assert res.error < 0.02 * value, (name, res.error, value)
         assert abs(res.value - value) < 4 * res.error, (name, res.value, res.error, value)
+
+
+@pytest.mark.parametrize(("shape", "beta", "chains", "sweeps"), PHYSICS)
+def test_heatbath_reproduces_exact_plaquette_and_chi_t(shape, beta, chains, sweeps):
+    _check_exact_plaquette_and_chi_t(shape, beta, chains, sweeps)
+
+
+@pytest.mark.parametrize(("shape", "beta", "chains", "sweeps"), [PHYSICS[0], PHYSICS[2]])
+def test_links_left_without_a_draw_keep_the_chain_exact(shape, beta, chains, sweeps, monkeypatch):
+    """A GPU sweep leaves a link whose 16 candidates were all rejected (<= 5e-8 of them) as it
+    was. Here every link gets one candidate, so 10-30% of them stay put in each sweep, and the
+    chain must still reproduce the exact plaquette and χ_t (heatbath only, so that
+    overrelaxation cannot hide a bias).
+    """
+    monkeypatch.setattr(heatbath, "_draw_plan", lambda device, n: (1, False))
+    sampler = U1Heatbath(U1WilsonAction(beta), n_overrelax=0)
+    theta = _links(shape, batch=chains, seed=13)
+    new = sampler.heatbath_sweep(theta, torch.Generator().manual_seed(14))
+    kept = float((wrap_angle(new - theta).abs() < 1e-12).double().mean())
+    assert 0.1 < kept < 0.35, kept
+    _check_exact_plaquette_and_chi_t(shape, beta, chains, sweeps, n_overrelax=0)
+
+
+def test_a_sweep_off_the_cpu_asks_the_host_nothing(monkeypatch):
+    """What tests/test_gpu.py checks on CUDA, on the CPU: with the plan of a GPU (16 candidates,
+    no further rounds) a step calls no op that would make a GPU wait for the host.
+    """
+    plan = heatbath._draw_plan
+    sampler = U1Heatbath(U1WilsonAction(2.0), n_overrelax=1)
+    state = sampler.init(_links((4, 6), batch=4, seed=15))
+    with _HostQueries() as queries:  # the CPU's plan asks: the recorder sees it
+        sampler.step(state, torch.Generator().manual_seed(16))
+    assert "_local_scalar_dense" in queries.found
+    monkeypatch.setattr(heatbath, "_draw_plan", lambda d, n: plan(torch.device("cuda"), n))
+    with _HostQueries() as queries:
+        new, _ = sampler.step(state, torch.Generator().manual_seed(16))
+    assert queries.found == []
+    assert bool(torch.isfinite(new.x).all()) and float(wrap_angle(new.x - state.x).abs().min()) > 0
 
 
 # ------------------------------------------------------------------------------ bad input

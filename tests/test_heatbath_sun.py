@@ -15,17 +15,39 @@ import numpy as np
 import pytest
 import torch
 from scipy import integrate, special, stats
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from lqft_lab.actions import SUNWilsonAction, U1WilsonAction
 from lqft_lab.analysis import gamma_method
 from lqft_lab.exact_sun import sun_plaquette
 from lqft_lab.observables.gauge_sun import sun_mean_plaquette
-from lqft_lab.samplers import SUNHeatbath, run_chain, sample_su2_heatbath
+from lqft_lab.samplers import SUNHeatbath, heatbath_sun, run_chain, sample_su2_heatbath
 from lqft_lab.sun import haar, unitarity_violation
 
 F64, C128 = torch.float64, torch.complex128
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+class _HostQueries(TorchDispatchMode):
+    """Records the ops that make a GPU wait for the host: scalar reads (``.item()``, ``bool``),
+    ``nonzero`` and the like, and indexing with a mask (which calls ``nonzero``)."""
+
+    SYNCING = {"_local_scalar_dense", "nonzero", "masked_select", "is_nonzero", "unique"}
+    INDEXING = {"index", "index_put", "index_put_", "_index_put_impl_"}
+
+    def __init__(self):
+        super().__init__()
+        self.found = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = func.overloadpacket.__name__
+        mask = name in self.INDEXING and any(
+            i is not None and i.dtype in (torch.bool, torch.uint8) for i in args[1]
+        )
+        if name in self.SYNCING or mask:
+            self.found.append(name)
+        return func(*args, **(kwargs or {}))
 
 
 def _hot(N, shape=(4, 4), batch=4, seed=0, dtype=C128):
@@ -87,6 +109,25 @@ def test_su2_heatbath_dtypes_and_extremes():
         tiny = torch.finfo(dtype).tiny  # κ below √tiny: Haar draws, ⟨a₀⟩ = 0
         a0, _ = sample_su2_heatbath(torch.full((20_000,), tiny, dtype=dtype), generator=g)
         assert bool(torch.isfinite(a0).all()) and abs(float(a0.mean())) < 0.02
+
+
+# Creutz's proposal at κ = 0.4 (22% rejected), Kennedy–Pendleton's at κ = 4 (12% rejected)
+@pytest.mark.parametrize("kappa", [0.4, 4.0])
+def test_su2_rounds_after_the_first_are_exact(kappa):
+    """With one candidate per link some are left after the first round; the further rounds
+    must draw those from the same law. The same seed without further rounds tells which.
+    """
+    n, seed = 100_000, int(10 * kappa) + 31
+    kappa_t = torch.full((n,), kappa, dtype=F64)
+    _, first = heatbath_sun._su2_delta(kappa_t, torch.Generator().manual_seed(seed), 1, False)
+    left = (~first).numpy()
+    assert 0.05 < left.mean() < 0.3
+    delta, done = heatbath_sun._su2_delta(kappa_t, torch.Generator().manual_seed(seed), 1)
+    assert bool(done.all())
+    a0 = 1 - delta.numpy()
+    assert stats.kstest(a0, _a0_cdf(kappa)).pvalue > 0.01
+    assert stats.kstest(a0[left], _a0_cdf(kappa)).pvalue > 0.01  # the late draws alone
+    assert stats.kstest(a0, _a0_cdf(1.2 * kappa + 0.1)).pvalue < 1e-6  # power
 
 
 def test_su2_heatbath_rejects_bad_kappa():
@@ -174,8 +215,7 @@ PHYSICS = [
 ]
 
 
-@pytest.mark.parametrize(("N", "beta", "n_overrelax", "chains", "sweeps"), PHYSICS)
-def test_heatbath_reproduces_exact_plaquette(N, beta, n_overrelax, chains, sweeps):
+def _check_exact_plaquette(N, beta, n_overrelax, chains, sweeps):
     L = 4
     chain = run_chain(
         SUNHeatbath(SUNWilsonAction(beta, N), n_overrelax=n_overrelax),
@@ -190,6 +230,45 @@ def test_heatbath_reproduces_exact_plaquette(N, beta, n_overrelax, chains, sweep
     assert res.window_converged
     assert res.error < 0.004 * exact, (res.error, exact)  # the test has power
     assert abs(res.value - exact) < 4 * res.error, (res.value, res.error, exact)
+
+
+@pytest.mark.parametrize(("N", "beta", "n_overrelax", "chains", "sweeps"), PHYSICS)
+def test_heatbath_reproduces_exact_plaquette(N, beta, n_overrelax, chains, sweeps):
+    _check_exact_plaquette(N, beta, n_overrelax, chains, sweeps)
+
+
+@pytest.mark.parametrize(("N", "beta", "n_overrelax", "chains", "sweeps"), PHYSICS[::2])
+def test_links_left_without_a_draw_keep_the_chain_exact(
+    N, beta, n_overrelax, chains, sweeps, monkeypatch
+):
+    """A GPU sweep leaves a subgroup factor whose 16 candidates were all rejected (<= 4e-9 of
+    them) at ``R = 1``. Here every factor gets one candidate, so in SU(2) 5-30% of the links
+    stay put in each sweep, and the chain must still reproduce the exact plaquette.
+    """
+    monkeypatch.setattr(heatbath_sun, "_draw_plan", lambda device, n: (1, False))
+    sampler = SUNHeatbath(SUNWilsonAction(2.0, 2), n_overrelax=0)
+    U = _hot(2, batch=64, seed=12)
+    new = sampler.heatbath_sweep(U, torch.Generator().manual_seed(13))
+    kept = float(((new - U).abs().flatten(-2).amax(-1) == 0).double().mean())
+    assert 0.05 < kept < 0.3, kept
+    _check_exact_plaquette(N, beta, n_overrelax, chains, sweeps)
+
+
+def test_a_sweep_off_the_cpu_asks_the_host_nothing(monkeypatch):
+    """What tests/test_gpu.py checks on CUDA, on the CPU: with the plan of a GPU (16 candidates,
+    no further rounds) a complex128 step calls no op that would make a GPU wait for the host.
+    """
+    plan = heatbath_sun._draw_plan
+    sampler = SUNHeatbath(SUNWilsonAction(4.0, 3), n_overrelax=1)
+    state = sampler.init(_hot(3, (4, 6), seed=14))
+    with _HostQueries() as queries:  # the CPU's plan asks: the recorder sees it
+        sampler.step(state, torch.Generator().manual_seed(15))
+    assert "_local_scalar_dense" in queries.found
+    monkeypatch.setattr(heatbath_sun, "_draw_plan", lambda d, n: plan(torch.device("cuda"), n))
+    with _HostQueries() as queries:
+        new, _ = sampler.step(state, torch.Generator().manual_seed(15))
+    assert queries.found == []
+    assert float(unitarity_violation(new.x).max()) < 1e-13
 
 
 # ------------------------------------------------------------------------------ bad input

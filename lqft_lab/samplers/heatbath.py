@@ -35,6 +35,24 @@ on a 4×4 lattice two sweeps even restore every plaquette angle).
 Updated links are wrapped into ``[-π, π)``; the state follows the sampler contract of
 :mod:`lqft_lab.samplers` (``x`` the links, ``S`` their action; ``info.accepted`` all ``True``).
 
+Drawing without asking the host. A group's von Mises draws are one round of ``C`` i.i.d.
+Best–Fisher candidates for every link at once, each link taking its first accepted one (each
+is accepted with probability >= 0.65, so a link has none with probability <= 0.35^C). ``C``
+and what happens to the links without a draw depend on the device:
+
+* on a CPU (``C = 8`` for groups of up to 1024 links, else 4) further rounds of 16 draw for
+  them until every link has an accepted candidate: an exact heatbath draw of every link.
+  The checks cost nothing there;
+* elsewhere (``C = 16``, so at most ``0.35¹⁶ ≈ 5e-8`` of the links) they keep their old angle,
+  and a sweep never synchronises with the host. The update of a link is then the heatbath
+  with probability ``1 - P(κ)`` and the identity with probability ``P(κ)``, ``P(κ) <= 0.35^C``
+  the chance that all ``C`` candidates are rejected. ``P`` depends on ``κ = βk`` alone, a
+  function of the other links, so this mixture of two kernels that each satisfy detailed
+  balance with respect to ``exp(-S)`` does too: the chain stays exact.
+
+A group is a strided slice of the links (every other ``x_{1-mu}``), read and written without
+index tensors or masks.
+
 References:
     M. Creutz, Phys. Rev. D 21 (1980) 2308 (heatbath for lattice gauge theory);
     S. L. Adler, Phys. Rev. D 23 (1981) 2901; M. Creutz, Phys. Rev. D 36 (1987) 515;
@@ -65,8 +83,22 @@ __all__ = [
 
 U1HeatbathState = FieldState  # (x, S): link angles (B, 2, L0, L1) and their actions (B,)
 
-_CANDIDATES = 4  # proposals per pending element and round: fewer rounds, each barely dearer
-_MAX_ROUNDS = 1000  # a proposal is accepted with probability >= 0.65 at every κ (Best & Fisher)
+# i.i.d. proposals per element and round. Each is accepted with probability >= 0.65 at every
+# κ (Best & Fisher), so a round of C leaves <= 0.35^C of the elements without a draw.
+_CANDIDATES = 16  # a GPU's one round (<= 5e-8 left, module doc); every round after the first
+_MAX_ROUNDS = 1000
+
+
+def _draw_plan(device: torch.device, n: int) -> tuple[int, bool]:
+    """``(C, complete)`` for ``n`` draws on ``device``: the first round's candidates, and
+    whether further rounds go on until every element has an accepted one (module doc).
+
+    On a CPU a further round costs about as much as 6000 more candidates in the first
+    (measured: 16-64 chains, L = 8-16), so small groups take 8 and larger ones 4.
+    """
+    if device.type != "cpu":
+        return _CANDIDATES, False
+    return (8 if n <= 1024 else 4), True
 
 
 @dataclass(frozen=True)
@@ -80,14 +112,47 @@ class U1HeatbathInfo:
     accepted: torch.Tensor
 
 
-def _von_mises_centred(kappa: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """``X ~ VM(0, κ)`` elementwise for finite ``κ >= 0`` (no input checks), in ``[-π, π]``."""
+def _von_mises_round(
+    k: torch.Tensor,
+    r_minus_1: torch.Tensor,
+    q: torch.Tensor,
+    candidates: int,
+    generator: torch.Generator | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One round of Best & Fisher for every element of ``k`` ``(n,)``: ``(θ, done)``, each
+    ``(n,)``, ``θ`` the first accepted of ``candidates`` i.i.d. proposals where ``done``."""
+    u = torch.rand((2, candidates, k.numel()), generator=generator, device=k.device, dtype=k.dtype)
+    # Best & Fisher's z = cos(π U1) with h = πU1/2; the sign U3 rides on the sign of h
+    h = math.pi * (u[0] - 0.5)  # (C, n), ∈ [-π/2, π/2)
+    sin_h, cos_h = torch.sin(h), torch.cos(h)
+    one_minus_z, one_plus_z = 2 * sin_h**2, 2 * cos_h**2
+    one_minus_f = r_minus_1 * one_minus_z / (r_minus_1 + one_plus_z)  # f = (1+rz)/(r+z)
+    c = k * (r_minus_1 + one_minus_f)  # c = κ(r - f), step 3
+    accept = (c * (2 - c) > u[1]) | (torch.log(c / u[1]) + 1 - c >= 0)  # steps 4 and 5
+    # Candidates are i.i.d., so the first accepted one (any picked by the accept pattern alone
+    # would do) is an exact draw. max returns the first maximal index; argmax over dim 0 is
+    # ten times slower on a CPU.
+    done, first = accept.to(torch.uint8).max(dim=0, keepdim=True)  # (1, n) each
+    sin_h, cos_h = sin_h.gather(0, first).squeeze(0), cos_h.gather(0, first).squeeze(0)
+    return 2 * torch.atan2(q * sin_h, cos_h), done.squeeze(0).bool()  # ± arccos f, step 6
+
+
+def _von_mises_centred(
+    kappa: torch.Tensor,
+    generator: torch.Generator | None,
+    candidates: int,
+    complete: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``X ~ VM(0, κ)`` elementwise for finite ``κ >= 0`` (no input checks), in ``[-π, π]``.
+
+    Returns ``(X, done)`` of ``kappa``'s shape. One round of ``candidates`` proposals for every
+    element; with ``complete`` further rounds of 16 for the elements left (compacted, one
+    host check per round), so ``done`` is all ``True``; without, ``done`` marks the elements
+    that have a draw (the others hold a rejected candidate) and the host is never asked.
+    """
     flat = kappa.reshape(-1)
-    # uniform proposal where exp(κ cos θ) == 1 to working precision (and κ = 0 exactly)
-    u = torch.rand(flat.shape, generator=generator, device=flat.device, dtype=flat.dtype)
-    out = math.pi * (2 * u - 1)
-    pending = torch.nonzero(flat >= math.sqrt(torch.finfo(flat.dtype).tiny)).squeeze(1)
-    k = flat[pending]
+    # exp(κ cos θ) rounds to 1 below √tiny: those draws are uniform, and 1/κ cannot overflow
+    k = flat.clamp(min=math.sqrt(torch.finfo(flat.dtype).tiny))
     # Wrapped-Cauchy envelope of Best & Fisher, step 0, in forms that neither overflow for
     # large κ nor cancel for small κ: ρ = (τ - √(2τ))/(2κ) = 2κ/(τ + √(2τ)), τ = 1 + √(1+4κ²)
     s = torch.hypot(torch.ones_like(k), 2 * k)
@@ -97,26 +162,18 @@ def _von_mises_centred(kappa: torch.Tensor, generator: torch.Generator | None) -
     one_minus_rho = (1 + 1 / (s + 2 * k) + root) / (tau + root)  # τ - 2κ = 1 + 1/(s + 2κ)
     r_minus_1 = one_minus_rho**2 / (2 * rho)  # r = (1 + ρ²)/(2ρ)
     q = one_minus_rho / (1 + rho)  # √((r-1)/(r+1))
-    for _ in range(_MAX_ROUNDS):
-        if pending.numel() == 0:
-            return out.view(kappa.shape)
-        u = torch.rand(
-            (2, _CANDIDATES, pending.numel()), generator=generator, device=k.device, dtype=k.dtype
-        )
-        # Best & Fisher's z = cos(π U1) with h = πU1/2; the sign U3 rides on the sign of h
-        h = math.pi * (u[0] - 0.5)  # (m, n), ∈ [-π/2, π/2)
-        one_minus_z, one_plus_z = 2 * torch.sin(h) ** 2, 2 * torch.cos(h) ** 2
-        one_minus_f = r_minus_1 * one_minus_z / (r_minus_1 + one_plus_z)  # f = (1+rz)/(r+z)
-        c = k * (r_minus_1 + one_minus_f)  # c = κ(r - f), step 3
-        accept = (c * (2 - c) > u[1]) | (torch.log(c / u[1]) + 1 - c >= 0)  # steps 4 and 5
-        theta = 2 * torch.atan2(q * torch.sin(h), torch.cos(h))  # ± arccos f, step 6
-        # candidates are i.i.d., so the first accepted one of each column is an exact draw
-        done = accept.any(dim=0)  # (n,)
-        first = accept.to(torch.uint8).argmax(dim=0, keepdim=True)  # (1, n): first True
-        out[pending[done]] = theta.gather(0, first).squeeze(0)[done]
-        keep = ~done
-        pending, k, r_minus_1, q = pending[keep], k[keep], r_minus_1[keep], q[keep]
-    raise RuntimeError("von Mises sampling did not converge; is every κ finite?")
+    out, done = _von_mises_round(k, r_minus_1, q, candidates, generator)
+    if complete:
+        for _ in range(_MAX_ROUNDS):
+            if bool(done.all()):  # a host synchronisation on a GPU
+                break
+            left = torch.nonzero(~done).squeeze(1)
+            out[left], done[left] = _von_mises_round(
+                k[left], r_minus_1[left], q[left], _CANDIDATES, generator
+            )
+        else:
+            raise RuntimeError("von Mises sampling did not converge; is every κ finite?")
+    return out.view(kappa.shape), done.view(kappa.shape)
 
 
 def sample_von_mises(
@@ -126,13 +183,17 @@ def sample_von_mises(
 ) -> torch.Tensor:
     """Exact draws from the von Mises density ``p(θ) ∝ exp(κ cos(θ - loc))`` on ``[-π, π)``.
 
-    Best and Fisher's rejection algorithm with a wrapped-Cauchy envelope, batched: each
-    round proposes a few candidates for every element still pending and keeps the first
-    accepted one (a candidate is accepted with probability >= 0.65 for every ``κ``), until all
-    are done. ``κ`` below ``√tiny`` of the dtype (``κ = 0`` included) gives uniform draws,
-    exact there because ``exp(κ cos θ)`` rounds to 1. Large ``κ``, up to half the dtype's
-    maximum, does not overflow, and the envelope parameters are computed without cancellation,
-    so the ``1/√κ`` width of the peak is kept as far as ``[-π, π)`` angles resolve it.
+    Best and Fisher's rejection algorithm with a wrapped-Cauchy envelope, batched: a round
+    proposes ``C`` i.i.d. candidates for every element still without a draw and keeps the
+    first accepted one (a candidate is accepted with probability >= 0.65 for every ``κ``),
+    until all have one. The first round covers every element at once, with ``C = 16`` on a
+    GPU, which then rarely needs a second round: besides the input checks, one host
+    synchronisation per call (the check for elements left), plus one per further round.
+    (On a CPU ``C`` is 8 or 4, and 16 after the first round.)
+    ``κ`` below ``√tiny`` of the dtype (``κ = 0`` included) gives uniform draws, exact there
+    because ``exp(κ cos θ)`` rounds to 1. Large ``κ``, up to half the dtype's maximum, does
+    not overflow, and the envelope parameters are computed without cancellation, so the
+    ``1/√κ`` width of the peak is kept as far as ``[-π, π)`` angles resolve it.
 
     Args:
         kappa: concentrations ``κ >= 0``, finite, any shape; floating point.
@@ -154,11 +215,14 @@ def sample_von_mises(
         raise TypeError(f"kappa must be a floating-point torch.Tensor, got {kappa!r:.60}")
     if not bool(torch.isfinite(kappa).all()) or bool((kappa < 0).any()):
         raise ValueError("kappa must be finite and >= 0 everywhere")
-    return wrap_angle(loc + _von_mises_centred(kappa, generator))
+    candidates, _ = _draw_plan(kappa.device, kappa.numel())
+    theta, _ = _von_mises_centred(kappa, generator, candidates)
+    return wrap_angle(loc + theta)
 
 
-def _staple(theta: torch.Tensor, mu: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(k, φ₀)`` of every direction-``mu`` link, each ``(B, L0, L1)``; see the module doc."""
+def _staple(theta: torch.Tensor, mu: int, sites: tuple = ()) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(k, φ₀)`` of the direction-``mu`` links, each ``(B, L0, L1)`` indexed by ``sites``
+    (all sites by default); see the module doc."""
     t0, t1 = theta[:, 0], theta[:, 1]  # (B, L0, L1) each
     if mu == 0:
         d1 = shift(t1, 0) - t1  # θ_1(x+0̂) - θ_1(x)
@@ -168,6 +232,7 @@ def _staple(theta: torch.Tensor, mu: int) -> tuple[torch.Tensor, torch.Tensor]:
         d0 = shift(t0, 1) - t0  # θ_0(x+1̂) - θ_0(x)
         a = -shift(d0, 0, -1) - shift(t1, 0, -1)  # from θ_P(x-0̂), where θ_1(x) enters with +
         b = d0 - shift(t1, 0)  # from θ_P(x), where it enters with -
+    a, b = a[sites], b[sites]
     re, im = torch.cos(a) + torch.cos(b), torch.sin(a) + torch.sin(b)  # k e^{-iφ₀}
     return torch.hypot(re, im), -torch.atan2(im, re)
 
@@ -188,12 +253,23 @@ def u1_staples(theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.stack([k0, k1], dim=1), torch.stack([phi0, phi1], dim=1)
 
 
+def _even_extents(shape: Sequence[int]) -> tuple[int, int]:
+    """``(L0, L1)`` of a 2D lattice with even extents, else the ValueError of the heatbaths."""
+    L0, L1 = lattice_shape(tuple(shape), dim=2) if len(shape) == 2 else (None, None)
+    if L0 is None or L0 % 2 or L1 % 2:
+        raise ValueError(
+            f"the heatbath needs a 2D lattice with even extents L0, L1 (links of one "
+            f"direction and parity must not share a plaquette), got {tuple(shape)}"
+        )
+    return L0, L1
+
+
 def link_groups(shape: Sequence[int], device: torch.device | str | None = None) -> torch.Tensor:
     """The four groups of links that are updated at once, as masks ``(4, 2, L0, L1)`` bool.
 
     Group ``g = 2 mu + p`` holds the links of direction ``mu`` whose coordinate ``x_{1-mu}``
     is ``≡ p (mod 2)``. No two links of a group share a plaquette, and every link is in
-    exactly one group.
+    exactly one group. (The sweeps index a group as a strided slice of the same links.)
 
     Args:
         shape: lattice extents ``(L0, L1)``, both even.
@@ -202,12 +278,7 @@ def link_groups(shape: Sequence[int], device: torch.device | str | None = None) 
     Raises:
         ValueError: for a shape that is not two even extents >= 2.
     """
-    L0, L1 = lattice_shape(tuple(shape), dim=2) if len(shape) == 2 else (None, None)
-    if L0 is None or L0 % 2 or L1 % 2:
-        raise ValueError(
-            f"the U(1) heatbath needs a 2D lattice with even extents L0, L1 (links of one "
-            f"direction and parity must not share a plaquette), got {tuple(shape)}"
-        )
+    L0, L1 = _even_extents(shape)
     x0 = torch.arange(L0, device=device).view(L0, 1)  # (L0, 1)
     x1 = torch.arange(L1, device=device).view(1, L1)  # (1, L1)
     groups = torch.zeros(4, 2, L0, L1, dtype=torch.bool, device=device)
@@ -215,6 +286,18 @@ def link_groups(shape: Sequence[int], device: torch.device | str | None = None) 
         groups[p, 0] = (x1 % 2 == p).expand(L0, L1)  # direction 0, parity of x_1
         groups[2 + p, 1] = (x0 % 2 == p).expand(L0, L1)  # direction 1, parity of x_0
     return groups
+
+
+def _group_sites(g: int) -> tuple[int, tuple[slice, ...]]:
+    """Group ``g`` of :func:`link_groups` as ``(mu, sites)``: its direction, and an index that
+    picks its sites from any ``(B, L0, L1, ...)`` tensor as a strided view.
+
+    ``links[:, mu][sites]`` is ``(B, L0, L1/2, ...)`` for ``mu = 0`` (every other ``x_1``)
+    and ``(B, L0/2, L1, ...)`` for ``mu = 1``; assigning to it writes the group in place.
+    """
+    mu, p = divmod(g, 2)
+    every_other = slice(p, None, 2)  # x_{1-mu} ≡ p (mod 2)
+    return mu, (slice(None), slice(None), every_other) if mu == 0 else (slice(None), every_other)
 
 
 class U1Heatbath:
@@ -254,16 +337,9 @@ class U1Heatbath:
             raise ValueError(f"n_overrelax must be an integer >= 0, got {n_overrelax!r}")
         self.action = action
         self.n_overrelax = n_overrelax
-        self._group_cache: dict = {}
 
     def __repr__(self) -> str:
         return f"U1Heatbath({self.action!r}, n_overrelax={self.n_overrelax})"
-
-    def _groups(self, theta: torch.Tensor) -> torch.Tensor:
-        key = (tuple(theta.shape[2:]), theta.device)
-        if key not in self._group_cache:
-            self._group_cache[key] = link_groups(key[0], device=theta.device)
-        return self._group_cache[key]
 
     def init(
         self, theta: torch.Tensor | None = None, generator: torch.Generator | None = None
@@ -280,33 +356,40 @@ class U1Heatbath:
                 "torch.zeros(B, 2, L, L) for a cold start; it cannot draw a first configuration"
             )
         check_links(theta)
-        self._groups(theta)  # raises the ValueError for odd extents
+        _even_extents(theta.shape[2:])
         if not bool(torch.isfinite(theta).all()):
             raise ValueError("theta must be finite (the staples of NaN or inf links are undefined)")
         with torch.no_grad():
             return U1HeatbathState(x=theta.detach(), S=self.action(theta.detach()))
 
     def _sweep(self, theta: torch.Tensor, new_angles, reverse: bool = False) -> torch.Tensor:
-        groups = self._groups(theta)
+        _even_extents(theta.shape[2:])
         theta = theta.detach().clone()  # updated in place below; the input stays untouched
-        order = (3, 2, 1, 0) if reverse else (0, 1, 2, 3)
-        for g in order:
-            mu = g // 2
-            sites = groups[g, mu]  # (L0, L1); the group has no links of direction 1 - mu
-            k, phi0 = _staple(theta, mu)  # (B, L0, L1) each, fixed during this group update
-            old = theta[:, mu, sites]  # (B, n)
-            theta[:, mu, sites] = wrap_angle(new_angles(k[:, sites], phi0[:, sites], old))
+        for g in (3, 2, 1, 0) if reverse else (0, 1, 2, 3):
+            mu, sites = _group_sites(g)
+            k, phi0 = _staple(theta, mu, sites)  # (B, l0, l1) each, fixed during this update
+            links = theta[:, mu]  # (B, L0, L1), a view: writing to it updates theta
+            links[sites] = wrap_angle(new_angles(k, phi0, links[sites]))
         return theta
 
     def heatbath_sweep(
         self, theta: torch.Tensor, generator: torch.Generator | None = None
     ) -> torch.Tensor:
-        """Draw every link from its exact conditional ``∝ exp(βk cos(θ - φ₀))`` (Creutz 1980)."""
+        """Draw every link from its exact conditional ``∝ exp(βk cos(θ - φ₀))`` (Creutz 1980).
+
+        On a CPU every link gets a draw; elsewhere the sweep never synchronises with the host,
+        and a link whose 16 candidates were all rejected (probability <= 5e-8) keeps its angle,
+        which leaves ``exp(-S)`` exactly invariant as well (module doc).
+        """
         beta = self.action.beta
+
+        def new_angles(k, phi0, old):
+            candidates, complete = _draw_plan(k.device, k.numel())
+            delta, done = _von_mises_centred(beta * k, generator, candidates, complete)
+            return torch.where(done, phi0 + delta, old)
+
         with torch.no_grad():
-            return self._sweep(
-                theta, lambda k, phi0, old: phi0 + _von_mises_centred(beta * k, generator)
-            )
+            return self._sweep(theta, new_angles)
 
     def overrelax_sweep(self, theta: torch.Tensor, reverse: bool = False) -> torch.Tensor:
         """Reflect every link about its staple direction, ``θ → 2φ₀ - θ``; ``S`` is unchanged.

@@ -25,17 +25,20 @@ exactly unchanged), preserves Haar measure, and is its own inverse (after it the
 
 Link groups: the four :func:`~lqft_lab.samplers.link_groups` of the U(1) heatbath (links of one
 direction and one parity of the other coordinate share no plaquette, so none is in another's
-staple) are updated at once; even ``L0`` and ``L1`` are required.
+staple) are updated at once, each indexed as a strided slice of the links (every other
+``x_{1-mu}``, no masks); even ``L0`` and ``L1`` are required.
 
-Rejection sampling of ``a₀`` and the host. The draw of ``a₀`` is a rejection loop over the
-links still pending, written like :func:`~lqft_lab.samplers.sample_von_mises`: each round
-offers a few i.i.d. candidates per pending link and keeps the first accepted one, and the
-pending links are compacted with ``nonzero``. That is one host synchronisation per round on
-a GPU (the number of pending links sets the next round's shape); there are few rounds (each
-candidate is accepted with probability >= 0.7, so a round leaves < 10% pending). A
-synchronisation-free version would run a fixed number of masked full-size rounds, about
-``log(links)/log(10)`` of them instead of ``1.1`` on average, and would still need one check
-to be exact; compaction draws about 10 times fewer random numbers.
+Rejection sampling of ``a₀`` and the host, as in :mod:`lqft_lab.samplers.heatbath`: a
+subgroup's draws are one round of ``C`` i.i.d. candidates for every link of the group at
+once, each link taking its first accepted one (each is accepted with probability >= 0.7, so a
+link has none with probability <= 0.3^C). On a CPU (``C = 4`` for up to 1024 links, else 2)
+further rounds of 16, over the links left (compacted with ``nonzero``), go on until every
+link has a draw: an exact heatbath. Elsewhere (``C = 16``, at most ``0.3¹⁶ ≈ 4e-9`` of the
+links) those links keep ``R = 1``, and a sweep never synchronises with the host. The subgroup
+update is then the heatbath with probability ``1 - P(κ)`` and the identity with probability
+``P(κ) <= 0.3^C``; ``κ = 2βk/N`` is the same for every ``R U`` (``|r v| = |v|`` for ``r`` in
+SU(2)), so both kernels and their mixture satisfy detailed balance with respect to
+``exp(-S)`` on the orbit: the chain stays exact.
 
 Re-projection, in complex64 only. Links are multiplied by SU(2) rotations built from
 normalised quaternions, but their rounding has a slight bias (measured: ``|α|² + |β|² - 1``
@@ -45,7 +48,9 @@ Measured for SU(3) with one overrelaxation sweep per step: ``~1e-16`` per step i
 (``1e-12`` after 10⁴ steps: harmless, so nothing is done), but ``~1e-8`` on average and
 ``5e-8`` at most per step in complex64 (``3e-5`` after 600 steps). So in complex64 every
 step ends with :func:`lqft_lab.sun.project_sun` (an SVD per link, about a third of the cost
-of a step on a CPU), which resets the deviation to ``~1e-6``.
+of a step on a CPU), which resets the deviation to ``~1e-6``. On a GPU that SVD is the one
+host synchronisation of a complex64 step (``torch.linalg.svd`` checks its convergence
+flags on the host); complex128 steps have none.
 
 References:
     N. Cabibbo, E. Marinari, Phys. Lett. B 119 (1982) 387 (SU(2) subgroups);
@@ -67,7 +72,7 @@ import torch
 from ..actions.sun import SUNWilsonAction, check_sun_links, sun_staples
 from ..sun import check_special_unitary, project_sun
 from .base import FieldState
-from .heatbath import link_groups
+from .heatbath import _even_extents, _group_sites
 
 __all__ = [
     "sample_su2_heatbath",
@@ -79,8 +84,21 @@ __all__ = [
 SUNHeatbathState = FieldState  # (x, S): links (B, 2, L0, L1, N, N) and their actions (B,)
 
 _KP_KAPPA = 1.75  # Creutz's proposal below, Kennedy–Pendleton's above: both accept >= 0.7
-_CANDIDATES = 2  # proposals per pending link and round: < 10% still pending after a round
+# i.i.d. proposals per link and round: a round of C leaves <= 0.3^C of the links without a draw
+_CANDIDATES = 16  # a GPU's one round (<= 4e-9 left, module doc); every round after the first
 _MAX_ROUNDS = 1000
+
+
+def _draw_plan(device: torch.device, n: int) -> tuple[int, bool]:
+    """``(C, complete)`` for ``n`` draws on ``device``: the first round's candidates, and
+    whether further rounds go on until every element has an accepted one (module doc).
+
+    On a CPU small groups take 4 candidates, so that one round usually does, and larger ones
+    2, where drawing dominates (measured for SU(3) on 16-64 chains).
+    """
+    if device.type != "cpu":
+        return _CANDIDATES, False
+    return (4 if n <= 1024 else 2), True
 
 
 @dataclass(frozen=True)
@@ -94,48 +112,73 @@ class SUNHeatbathInfo:
     accepted: torch.Tensor
 
 
-def _su2_delta(kappa: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+def _su2_delta_round(
+    k: torch.Tensor,
+    one_minus_e: torch.Tensor,
+    candidates: int,
+    generator: torch.Generator | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One rejection round for every element of ``k`` ``(n,)``: ``(δ, done)``, each ``(n,)``,
+    ``δ`` the first accepted of ``candidates`` i.i.d. proposals where ``done``."""
+    u = torch.rand((4, candidates, k.numel()), generator=generator, device=k.device, dtype=k.dtype)
+    v = 1 - u  # in (0, 1]: safe in log; each link uses one of the two proposals below
+    # Creutz (1980): δ from ∝ e^{-κδ} on [0, 2] by inversion, kept with prob √(δ(2-δ))
+    delta_c = -torch.log1p(-v[0] * one_minus_e) / k
+    accept_c = u[3] ** 2 <= delta_c * (2 - delta_c)
+    # Kennedy–Pendleton (1985): δ ~ Gamma(3/2, 1/κ) ∝ √δ e^{-κδ} as Exp(1) + ½χ²₁ over κ,
+    # kept with prob √(1-δ/2)
+    delta_kp = -(torch.log(v[0]) + torch.cos(2 * math.pi * u[1]) ** 2 * torch.log(v[2])) / k
+    accept_kp = u[3] ** 2 <= 1 - delta_kp / 2
+    creutz = k < _KP_KAPPA  # (n,): which proposal each link uses
+    delta = torch.where(creutz, delta_c, delta_kp)  # (C, n)
+    accept = torch.where(creutz, accept_c, accept_kp)
+    # Candidates are i.i.d., so the first accepted one (any picked by the accept pattern alone
+    # would do) is an exact draw; max returns the first maximal index.
+    done, first = accept.to(torch.uint8).max(dim=0, keepdim=True)  # (1, n) each
+    return delta.gather(0, first).squeeze(0).clamp(0, 2), done.squeeze(0).bool()
+
+
+def _su2_delta(
+    kappa: torch.Tensor,
+    generator: torch.Generator | None,
+    candidates: int,
+    complete: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``δ = 1 - a₀`` with ``a₀ ∝ √(1 - a₀²) e^{κ a₀}``, elementwise for finite ``κ >= 0``.
 
     ``δ`` (not ``a₀``) keeps full relative precision near ``a₀ = 1``, where large ``κ`` puts
-    the draws; in ``δ`` the density is ``∝ √(δ(2 - δ)) e^{-κδ}`` on ``[0, 2]``.
+    the draws; in ``δ`` the density is ``∝ √(δ(2 - δ)) e^{-κδ}`` on ``[0, 2]``. Returns
+    ``(δ, done)`` of ``kappa``'s shape, as ``_von_mises_centred`` of
+    :mod:`lqft_lab.samplers.heatbath` does: with ``complete`` further (compacted) rounds,
+    one host check each, until ``done`` is all ``True``; without, ``done`` marks the elements
+    that have a draw and the host is never asked.
     """
     flat = kappa.reshape(-1)
-    out = torch.empty_like(flat)
-    pending = torch.arange(flat.numel(), device=flat.device)
     k = flat.clamp(min=math.sqrt(torch.finfo(flat.dtype).tiny))  # e^{-κδ} rounds to 1 below
-    creutz = (k < _KP_KAPPA).unsqueeze(0)  # (1, n): which proposal each link uses
     one_minus_e = -torch.expm1(-2 * k)  # 1 - e^{-2κ}, > 0
-    for _ in range(_MAX_ROUNDS):
-        if pending.numel() == 0:
-            return out.view(kappa.shape)
-        u = torch.rand(
-            (4, _CANDIDATES, pending.numel()), generator=generator, device=k.device, dtype=k.dtype
-        )
-        v = 1 - u  # in (0, 1]: safe in log; each link uses one of the two proposals below
-        # Creutz (1980): δ from ∝ e^{-κδ} on [0, 2] by inversion, kept with prob √(δ(2-δ))
-        delta_c = -torch.log1p(-v[0] * one_minus_e) / k
-        accept_c = u[3] ** 2 <= delta_c * (2 - delta_c)
-        # Kennedy–Pendleton (1985): δ ~ Gamma(3/2, 1/κ) ∝ √δ e^{-κδ} as Exp(1) + ½χ²₁ over κ,
-        # kept with prob √(1-δ/2)
-        delta_kp = -(torch.log(v[0]) + torch.cos(2 * math.pi * u[1]) ** 2 * torch.log(v[2])) / k
-        accept_kp = u[3] ** 2 <= 1 - delta_kp / 2
-        delta = torch.where(creutz, delta_c, delta_kp)  # (m, n)
-        accept = torch.where(creutz, accept_c, accept_kp)
-        # candidates are i.i.d., so the first accepted one of each column is an exact draw
-        done = accept.any(dim=0)  # (n,)
-        first = accept.to(torch.uint8).argmax(dim=0, keepdim=True)  # (1, n): first True
-        out[pending[done]] = delta.gather(0, first).squeeze(0)[done].clamp(0, 2)
-        keep = ~done
-        pending, k, creutz, one_minus_e = pending[keep], k[keep], creutz[:, keep], one_minus_e[keep]
-    raise RuntimeError("SU(2) heatbath sampling did not converge; is every κ finite?")
+    out, done = _su2_delta_round(k, one_minus_e, candidates, generator)
+    if complete:
+        for _ in range(_MAX_ROUNDS):
+            if bool(done.all()):  # a host synchronisation on a GPU
+                break
+            left = torch.nonzero(~done).squeeze(1)
+            out[left], done[left] = _su2_delta_round(
+                k[left], one_minus_e[left], _CANDIDATES, generator
+            )
+        else:
+            raise RuntimeError("SU(2) heatbath sampling did not converge; is every κ finite?")
+    return out.view(kappa.shape), done.view(kappa.shape)
 
 
 def _su2_heatbath_pair(
-    kappa: torch.Tensor, generator: torch.Generator | None
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Draws ``s = [[α, β], [-β*, α*]] ∝ exp(κ ½ tr s)`` as ``(a0, α, β)``, shape of ``κ``."""
-    delta = _su2_delta(kappa, generator)
+    kappa: torch.Tensor,
+    generator: torch.Generator | None,
+    candidates: int,
+    complete: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Draws ``s = [[α, β], [-β*, α*]] ∝ exp(κ ½ tr s)`` as ``(a0, α, β, done)``, shape of
+    ``κ``; ``done`` as for :func:`_su2_delta`, the draw is void where it is ``False``."""
+    delta, done = _su2_delta(kappa, generator, candidates, complete)
     a0 = 1 - delta
     r = torch.sqrt(delta * (2 - delta))  # |a| = √(1 - a₀²), without cancellation near a₀ = 1
     u = torch.rand((2, *kappa.shape), generator=generator, device=kappa.device, dtype=kappa.dtype)
@@ -144,7 +187,7 @@ def _su2_heatbath_pair(
     phi = 2 * math.pi * u[1]
     a1, a2, a3 = r * sin_t * torch.cos(phi), r * sin_t * torch.sin(phi), r * cos_t
     # s = a₀ + i a·σ = [[a₀ + i a₃, a₂ + i a₁], [-a₂ + i a₁, a₀ - i a₃]]
-    return a0, torch.complex(a0, a3), torch.complex(a2, a1)
+    return a0, torch.complex(a0, a3), torch.complex(a2, a1), done
 
 
 def sample_su2_heatbath(
@@ -156,7 +199,12 @@ def sample_su2_heatbath(
     so ``a₀`` has density ``∝ √(1 - a₀²) exp(κ a₀)`` on ``[-1, 1]`` and ``â`` is uniform on the
     sphere. ``a₀`` is drawn by rejection, batched like :func:`sample_von_mises`: Creutz's
     proposal ``∝ e^{κ a₀}`` for ``κ < 1.75`` and Kennedy–Pendleton's ``1 - a₀ ~ Γ(3/2, 1/κ)``
-    above, so every candidate is accepted with probability >= 0.7 at any ``κ``.
+    above, so every candidate is accepted with probability >= 0.7 at any ``κ``. Each round
+    offers ``C`` i.i.d. candidates per element still without a draw and keeps the first
+    accepted one; the first covers every element with ``C = 16`` on a GPU, which then rarely
+    needs a second: besides the input checks, one host synchronisation per call (the check
+    for elements left), plus one per further round. (On a CPU ``C`` is 4 or 2, and 16 after
+    the first round.)
 
     Args:
         kappa: ``κ >= 0``, finite, any shape; float32 or float64.
@@ -178,7 +226,8 @@ def sample_su2_heatbath(
         raise TypeError(f"kappa must be a floating-point torch.Tensor, got {kappa!r:.60}")
     if not bool(torch.isfinite(kappa).all()) or bool((kappa < 0).any()):
         raise ValueError("kappa must be finite and >= 0 everywhere")
-    a0, alpha, beta = _su2_heatbath_pair(kappa, generator)
+    candidates, _ = _draw_plan(kappa.device, kappa.numel())
+    a0, alpha, beta, _ = _su2_heatbath_pair(kappa, generator, candidates)
     s = torch.stack(
         [torch.stack([alpha, beta], dim=-1), torch.stack([-beta.conj(), alpha.conj()], dim=-1)],
         dim=-2,
@@ -257,16 +306,9 @@ class SUNHeatbath:
         self.action = action
         self.n_overrelax = n_overrelax
         self.subgroups = tuple(combinations(range(action.N), 2))  # (i, j), i < j
-        self._group_cache: dict = {}
 
     def __repr__(self) -> str:
         return f"SUNHeatbath({self.action!r}, n_overrelax={self.n_overrelax})"
-
-    def _groups(self, U: torch.Tensor) -> torch.Tensor:
-        key = (tuple(U.shape[2:4]), U.device)
-        if key not in self._group_cache:
-            self._group_cache[key] = link_groups(key[0], device=U.device)
-        return self._group_cache[key]
 
     def init(
         self, U: torch.Tensor | None = None, generator: torch.Generator | None = None
@@ -293,39 +335,47 @@ class SUNHeatbath:
         check_special_unitary(U)
         with torch.no_grad():
             U = U.detach()
-            self._groups(U)
             return SUNHeatbathState(x=U, S=self.action(U))
 
     def _sweep(self, U: torch.Tensor, rotation, reverse: bool = False) -> torch.Tensor:
-        groups = self._groups(U)
+        _even_extents(U.shape[2:4])
         U = U.detach().clone()  # updated in place below; the input stays untouched
-        order = (3, 2, 1, 0) if reverse else (0, 1, 2, 3)
         subgroups = self.subgroups[::-1] if reverse else self.subgroups
-        for g in order:
-            mu = g // 2
-            sites = groups[g, mu]  # (L0, L1); the group has no links of direction 1 - mu
-            A = sun_staples(U, mu)[:, sites]  # (B, n, N, N), fixed during this group update
-            V = U[:, mu, sites]  # (B, n, N, N)
+        for g in (3, 2, 1, 0) if reverse else (0, 1, 2, 3):
+            mu, sites = _group_sites(g)
+            links = U[:, mu]  # (B, L0, L1, N, N), a view: writing to it updates U
+            A = sun_staples(U, mu)[sites]  # (B, l0, l1, N, N), fixed during this group update
+            V = links[sites]  # (B, l0, l1, N, N): the group's links
             W = V @ A  # the local action is -(β/N) Re tr W
             for s, (i, j) in enumerate(subgroups):
-                alpha, beta = rotation(*_quaternion_part(W, i, j))  # (B, n) each
+                alpha, beta = rotation(*_quaternion_part(W, i, j))  # (B, l0, l1) each
                 V = _rotate_rows(V, i, j, alpha, beta)  # U ← R U
                 if s < len(subgroups) - 1:
                     W = _rotate_rows(W, i, j, alpha, beta)  # W = (R U) A = R W
-            U[:, mu, sites] = V
+            links[sites] = V
         return U
 
     def heatbath_sweep(
         self, U: torch.Tensor, generator: torch.Generator | None = None
     ) -> torch.Tensor:
-        """Draw every link's SU(2) subgroup factors from their exact conditionals."""
+        """Draw every link's SU(2) subgroup factors from their exact conditionals.
+
+        On a CPU every factor gets a draw; elsewhere the sweep never synchronises with the
+        host, and a factor whose 16 candidates were all rejected (probability <= 4e-9) stays
+        ``R = 1``, which leaves ``exp(-S)`` exactly invariant as well (module doc).
+        """
         two_beta_over_n = 2 * self.action.beta / self.action.N
 
         def rotation(c, d):
             k, c_hat, d_hat = _normalise(c, d)
-            _, s_alpha, s_beta = _su2_heatbath_pair(two_beta_over_n * k, generator)
+            candidates, complete = _draw_plan(k.device, k.numel())
+            _, s_alpha, s_beta, done = _su2_heatbath_pair(
+                two_beta_over_n * k, generator, candidates, complete
+            )
             # R = s V†, V† = [[c*, -d], [d*, c]]: the block's new quaternion part is k s
-            return s_alpha * c_hat.conj() + s_beta * d_hat.conj(), s_beta * c_hat - s_alpha * d_hat
+            alpha = s_alpha * c_hat.conj() + s_beta * d_hat.conj()
+            beta = s_beta * c_hat - s_alpha * d_hat
+            return torch.where(done, alpha, 1), torch.where(done, beta, 0)  # R = 1 if not done
 
         with torch.no_grad():
             return self._sweep(U, rotation)
