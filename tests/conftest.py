@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -51,3 +52,30 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+class HostQueries(TorchDispatchMode):
+    """Records the ops that make a GPU wait for the host: scalar reads (``.item()``, ``bool``),
+    ``nonzero`` and the like, and indexing with a mask (which calls ``nonzero``)."""
+
+    SYNCING = {"_local_scalar_dense", "nonzero", "masked_select", "is_nonzero", "unique"}
+    INDEXING = {"index", "index_put", "index_put_", "_index_put_impl_"}
+
+    def __init__(self):
+        super().__init__()
+        self.found = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = func.overloadpacket.__name__
+        mask = name in self.INDEXING and any(
+            i is not None and i.dtype in (torch.bool, torch.uint8) for i in args[1]
+        )
+        if name in self.SYNCING or mask:
+            self.found.append(name)
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.fixture
+def host_queries() -> type[HostQueries]:
+    """:class:`HostQueries`, a recorder of host-syncing ops: ``with host_queries() as q: ...``."""
+    return HostQueries

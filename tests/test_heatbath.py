@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import torch
 from scipy import integrate, special, stats
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from lqft_lab.actions import U1WilsonAction, plaquette_angles, wrap_angle
 from lqft_lab.actions.phi4 import Phi4Action
@@ -33,27 +32,6 @@ from lqft_lab.samplers import (
 F64 = torch.float64
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-class _HostQueries(TorchDispatchMode):
-    """Records the ops that make a GPU wait for the host: scalar reads (``.item()``, ``bool``),
-    ``nonzero`` and the like, and indexing with a mask (which calls ``nonzero``)."""
-
-    SYNCING = {"_local_scalar_dense", "nonzero", "masked_select", "is_nonzero", "unique"}
-    INDEXING = {"index", "index_put", "index_put_", "_index_put_impl_"}
-
-    def __init__(self):
-        super().__init__()
-        self.found = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        name = func.overloadpacket.__name__
-        mask = name in self.INDEXING and any(
-            i is not None and i.dtype in (torch.bool, torch.uint8) for i in args[1]
-        )
-        if name in self.SYNCING or mask:
-            self.found.append(name)
-        return func(*args, **(kwargs or {}))
 
 
 def _links(shape, batch=3, seed=0, dtype=F64):
@@ -354,18 +332,18 @@ def test_links_left_without_a_draw_keep_the_chain_exact(shape, beta, chains, swe
     _check_exact_plaquette_and_chi_t(shape, beta, chains, sweeps, n_overrelax=0)
 
 
-def test_a_sweep_off_the_cpu_asks_the_host_nothing(monkeypatch):
+def test_a_sweep_off_the_cpu_asks_the_host_nothing(monkeypatch, host_queries):
     """What tests/test_gpu.py checks on CUDA, on the CPU: with the plan of a GPU (16 candidates,
     no further rounds) a step calls no op that would make a GPU wait for the host.
     """
     plan = heatbath._draw_plan
     sampler = U1Heatbath(U1WilsonAction(2.0), n_overrelax=1)
     state = sampler.init(_links((4, 6), batch=4, seed=15))
-    with _HostQueries() as queries:  # the CPU's plan asks: the recorder sees it
+    with host_queries() as queries:  # the CPU's plan asks: the recorder sees it
         sampler.step(state, torch.Generator().manual_seed(16))
     assert "_local_scalar_dense" in queries.found
     monkeypatch.setattr(heatbath, "_draw_plan", lambda d, n: plan(torch.device("cuda"), n))
-    with _HostQueries() as queries:
+    with host_queries() as queries:
         new, _ = sampler.step(state, torch.Generator().manual_seed(16))
     assert queries.found == []
     assert bool(torch.isfinite(new.x).all()) and float(wrap_angle(new.x - state.x).abs().min()) > 0

@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 import torch
 from scipy import integrate, special, stats
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from lqft_lab.actions import SUNWilsonAction, U1WilsonAction
 from lqft_lab.analysis import gamma_method
@@ -27,27 +26,6 @@ from lqft_lab.sun import haar, unitarity_violation
 F64, C128 = torch.float64, torch.complex128
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-class _HostQueries(TorchDispatchMode):
-    """Records the ops that make a GPU wait for the host: scalar reads (``.item()``, ``bool``),
-    ``nonzero`` and the like, and indexing with a mask (which calls ``nonzero``)."""
-
-    SYNCING = {"_local_scalar_dense", "nonzero", "masked_select", "is_nonzero", "unique"}
-    INDEXING = {"index", "index_put", "index_put_", "_index_put_impl_"}
-
-    def __init__(self):
-        super().__init__()
-        self.found = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        name = func.overloadpacket.__name__
-        mask = name in self.INDEXING and any(
-            i is not None and i.dtype in (torch.bool, torch.uint8) for i in args[1]
-        )
-        if name in self.SYNCING or mask:
-            self.found.append(name)
-        return func(*args, **(kwargs or {}))
 
 
 def _hot(N, shape=(4, 4), batch=4, seed=0, dtype=C128):
@@ -254,18 +232,18 @@ def test_links_left_without_a_draw_keep_the_chain_exact(
     _check_exact_plaquette(N, beta, n_overrelax, chains, sweeps)
 
 
-def test_a_sweep_off_the_cpu_asks_the_host_nothing(monkeypatch):
+def test_a_sweep_off_the_cpu_asks_the_host_nothing(monkeypatch, host_queries):
     """What tests/test_gpu.py checks on CUDA, on the CPU: with the plan of a GPU (16 candidates,
     no further rounds) a complex128 step calls no op that would make a GPU wait for the host.
     """
     plan = heatbath_sun._draw_plan
     sampler = SUNHeatbath(SUNWilsonAction(4.0, 3), n_overrelax=1)
     state = sampler.init(_hot(3, (4, 6), seed=14))
-    with _HostQueries() as queries:  # the CPU's plan asks: the recorder sees it
+    with host_queries() as queries:  # the CPU's plan asks: the recorder sees it
         sampler.step(state, torch.Generator().manual_seed(15))
     assert "_local_scalar_dense" in queries.found
     monkeypatch.setattr(heatbath_sun, "_draw_plan", lambda d, n: plan(torch.device("cuda"), n))
-    with _HostQueries() as queries:
+    with host_queries() as queries:
         new, _ = sampler.step(state, torch.Generator().manual_seed(15))
     assert queries.found == []
     assert float(unitarity_violation(new.x).max()) < 1e-13
