@@ -44,7 +44,7 @@ from .base import Flow, FlowModel
 from .nets import ConvNet
 from .priors import HaarLinkPrior
 from .sun import SpectralKernel
-from .u1 import STRIPE_PERIOD, U1Masks, u1_masks
+from .u1 import STRIPE_PERIOD, StripeCoupling, U1Masks, u1_masks
 
 __all__ = [
     "sun_plaquette_features",
@@ -68,7 +68,7 @@ def sun_plaquette_features(P: torch.Tensor) -> torch.Tensor:
     return torch.stack([tr1.real, tr1.imag, tr2.real, tr2.imag], dim=1)
 
 
-class SUNGaugeEquivariantCoupling(nn.Module):
+class SUNGaugeEquivariantCoupling(StripeCoupling):
     """One gauge-equivariant coupling on 2D SU(N) links ``(B, 2, L0, L1, N, N)``.
 
     Args:
@@ -88,28 +88,12 @@ class SUNGaugeEquivariantCoupling(nn.Module):
     """
 
     def __init__(self, kernel: SpectralKernel, conditioner: nn.Module | None, masks: U1Masks):
-        super().__init__()
         if (conditioner is None) != (kernel.context_dim == 0):
             raise ValueError(
                 "a conditioner is needed exactly when the kernel takes a context, got "
                 f"context_dim={kernel.context_dim} and conditioner={type(conditioner).__name__}"
             )
-        self.kernel = kernel
-        self.conditioner = conditioner
-        self.mu, self.offset = masks.mu, masks.offset
-        self.lattice = tuple(masks.active.shape)
-        self.register_buffer("frozen", masks.frozen.clone(), persistent=False)
-        index = masks.active.flatten().nonzero().squeeze(1)  # (n_active,) flat sites
-        self.register_buffer("active_index", index, persistent=False)
-
-    def extra_repr(self) -> str:
-        return f"mu={self.mu}, offset={self.offset}, lattice={self.lattice}"
-
-    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._couple(z, inverse=False)
-
-    def reverse(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._couple(x, inverse=True)
+        super().__init__(kernel, conditioner, masks)
 
     def _couple(self, U: torch.Tensor, inverse: bool) -> tuple[torch.Tensor, torch.Tensor]:
         N = check_sun_links(U)

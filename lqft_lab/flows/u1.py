@@ -220,7 +220,38 @@ class NCPKernel(nn.Module):
         return x, -torch.log(self._mixture(x, s, w)[1])
 
 
-class GaugeEquivariantCoupling(nn.Module):
+class StripeCoupling(nn.Module):
+    """What the gauge-equivariant couplings of :func:`u1_masks` layers share.
+
+    Holds the kernel, the conditioner and one layer's masks (the frozen plaquettes and the
+    flat indices of the active ones, as buffers outside the ``state_dict``); subclasses
+    implement ``_couple(links, inverse) -> (links', logJ)`` for their group.
+    """
+
+    def __init__(self, kernel: nn.Module, conditioner: nn.Module | None, masks: U1Masks):
+        super().__init__()
+        self.kernel = kernel
+        self.conditioner = conditioner
+        self.mu, self.offset = masks.mu, masks.offset
+        self.lattice = tuple(masks.active.shape)
+        self.register_buffer("frozen", masks.frozen.clone(), persistent=False)
+        index = masks.active.flatten().nonzero().squeeze(1)  # (n_active,) flat sites
+        self.register_buffer("active_index", index, persistent=False)
+
+    def extra_repr(self) -> str:
+        return f"mu={self.mu}, offset={self.offset}, lattice={self.lattice}"
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._couple(z, inverse=False)
+
+    def reverse(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._couple(x, inverse=True)
+
+    def _couple(self, links: torch.Tensor, inverse: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+
+class GaugeEquivariantCoupling(StripeCoupling):
     """One gauge-equivariant coupling on 2D U(1) link angles ``(B, 2, L0, L1)``.
 
     Args:
@@ -240,24 +271,8 @@ class GaugeEquivariantCoupling(nn.Module):
     """
 
     def __init__(self, kernel: nn.Module, conditioner: nn.Module, masks: U1Masks):
-        super().__init__()
-        self.kernel = kernel
-        self.conditioner = conditioner
-        self.mu, self.offset = masks.mu, masks.offset
-        self.lattice = tuple(masks.active.shape)
-        self.register_buffer("frozen", masks.frozen.clone(), persistent=False)
+        super().__init__(kernel, conditioner, masks)
         self.register_buffer("link_sign", masks.link_sign.clone(), persistent=False)
-        index = masks.active.flatten().nonzero().squeeze(1)  # (n_active,) flat sites
-        self.register_buffer("active_index", index, persistent=False)
-
-    def extra_repr(self) -> str:
-        return f"mu={self.mu}, offset={self.offset}, lattice={self.lattice}"
-
-    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._couple(z, inverse=False)
-
-    def reverse(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._couple(x, inverse=True)
 
     def _couple(self, theta: torch.Tensor, inverse: bool) -> tuple[torch.Tensor, torch.Tensor]:
         check_links(theta)
