@@ -58,7 +58,7 @@ class TrainConfig:
             batches are launch-bound there: a step of the tutorial's flow is a few hundred
             tiny kernels, and one replay costs about one launch. ``None`` (default) uses a
             graph whenever the model is on CUDA, and a flow that cannot be captured (one
-            that asks the host mid-step, such as the SU(N) flows' eigendecompositions)
+            that asks the host mid-step, such as the SU(N ≥ 3) flows' eigendecompositions)
             falls back to ordinary steps with a warning; ``True`` raises instead;
             ``False`` never captures. Ignored on the CPU.
     """
@@ -150,6 +150,7 @@ class Trainer:
         # A separate CPU generator for the acceptance estimate, so logging never changes
         # the training batches.
         self._mh_generator = torch.Generator().manual_seed(self.config.seed + 1)
+        self._lr = self.config.lr  # what the optimiser holds
         use_graph = on_cuda and self.config.cuda_graph is not False
         self._graph = _GraphedStep() if use_graph else None
 
@@ -231,6 +232,9 @@ class Trainer:
         return (logp - logq).detach()
 
     def _set_lr(self, lr: float) -> None:
+        if lr == self._lr:  # a constant schedule writes once, not a kernel per step
+            return
+        self._lr = lr
         for group in self.optimizer.param_groups:
             if torch.is_tensor(group["lr"]):
                 group["lr"].fill_(lr)  # queued on the device, no host round trip
@@ -311,8 +315,8 @@ class _GraphedStep:
     would draw, so a graphed and an ordinary trainer of the same seed train alike
     (tests/test_gpu.py checks this).
 
-    A step that synchronises with the host (the SU(N) flows' eigendecompositions run on the
-    CPU) cannot be captured: the trainer then warns once and carries on with ordinary steps,
+    A step that synchronises with the host (``torch.linalg.eig`` of the SU(N ≥ 3) flows runs
+    on the CPU) cannot be captured: the trainer then warns once and carries on with ordinary steps,
     or raises if ``TrainConfig.cuda_graph`` is ``True``. The same happens if a capture fails
     for a reason the check missed; the generators the voided capture left marked as
     capturing are then released by a capture that succeeds, so that random draws work again.
