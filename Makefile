@@ -26,11 +26,14 @@ BENCH_ARGS ?=
 
 venv: $(STAMP)
 
-# Re-install only when pyproject.toml changed since the last install.
-$(STAMP): pyproject.toml
+# Re-install only when pyproject.toml (or this file) changed since the last install.
+# jupyter-repo2docker is a test tool, not a dependency of the lab: tests/test_binder.py has
+# it render the Binder image's Dockerfile (no Docker needed) to check that binder/ is used.
+$(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install '$(TORCH_SPEC)'
 	$(PY) -m pip install -e '.[dev]'
+	$(PY) -m pip install 'jupyter-repo2docker>=2024.7'
 	touch $(STAMP)
 
 # The file browser starts in notebooks/ and can reach the rest of the repository (data/).
