@@ -24,7 +24,10 @@ One run measures, on one device, and prints every figure as a ``name=value`` lin
     Metropolis, 64 chains each: ``cost = (time per Markov step per chain) × 2 τ_int(χ₂)``,
     with τ_int from the Γ-method. The time per step is the wall time of the whole run
     (thermalisation included) over the number of chain updates; for the flow one update is
-    one proposal.
+    one proposal. The flow chain runs twice: drawing one step's 64 proposals per pass of the
+    flow (``cost_ratio_*_over_flow``), and drawing ``--prefetch`` steps' proposals per pass
+    (``cost_ratio_*_over_flow_prefetch``), which an independence sampler may do because its
+    proposals do not depend on the chain's state.
 
 Absolute times depend on the machine and on what else runs on it. On a shared CPU only the
 ratios are meaningful; absolute figures compare only between runs on the same machine.
@@ -338,13 +341,16 @@ def report_run(run) -> float:
     return cost
 
 
-def bench_e5_cost(device: torch.device, quick: bool, seed: int, model_path: Path) -> None:
+def bench_e5_cost(
+    device: torch.device, quick: bool, seed: int, model_path: Path, prefetch: int
+) -> None:
     """The samplers of notebook 01b (:func:`lqft_lab.scaling.run_algorithm`) at E5."""
     model, note = load_e5_flow(model_path, device)
     if note:
         emit("note", note)
+    emit("flow_prefetch", prefetch)
     costs = {}
-    for name in ALGORITHMS:
+    for name, run_prefetch in [(a, 1) for a in ALGORITHMS] + [("flow", prefetch)]:
         thermalize, n_steps = CHAIN_STEPS[name][quick]
         run = run_algorithm(
             name,
@@ -355,11 +361,19 @@ def bench_e5_cost(device: torch.device, quick: bool, seed: int, model_path: Path
             model=model,
             seed=seed,
             device=device,
+            prefetch=run_prefetch,
             progress=True,
         )
-        costs[name] = report_run(run)
-    emit("cost_ratio_hmc_over_flow", costs["hmc"] / costs["flow"])
-    emit("cost_ratio_local_over_flow", costs["local"] / costs["flow"])
+        if run_prefetch > 1:
+            emit("step_us_flow_prefetch", run.time_per_step * 1e6)
+            emit("tau_chi2_flow_prefetch", run.chi2.tau_int)
+            costs["flow_prefetch"] = run.cost_per_independent_sample("chi2") * 1e6
+            emit("cost_per_indep_us_flow_prefetch", costs["flow_prefetch"])
+        else:
+            costs[name] = report_run(run)
+    for flow in ("flow", "flow_prefetch"):
+        emit(f"cost_ratio_hmc_over_{flow}", costs["hmc"] / costs[flow])
+        emit(f"cost_ratio_local_over_{flow}", costs["local"] / costs[flow])
 
 
 # --- command line -------------------------------------------------------------------------
@@ -405,7 +419,16 @@ def parse_args() -> argparse.Namespace:
         default=DATA_DIR / "models" / "phi4_E5.safetensors",
         help="flow checkpoint for E5 (default: the pretrained phi4_E5)",
     )
-    return parser.parse_args()
+    parser.add_argument(
+        "--prefetch",
+        type=int,
+        default=16,
+        help="part (c): steps of flow proposals drawn per pass in the second flow run",
+    )
+    args = parser.parse_args()
+    if args.prefetch < 2:
+        parser.error(f"--prefetch must be at least 2, got {args.prefetch}")
+    return args
 
 
 def main() -> None:
@@ -418,7 +441,7 @@ def main() -> None:
     if "b" in args.only:
         bench_time_to_ess(args.device, args.quick, args.seed)
     if "c" in args.only:
-        bench_e5_cost(args.device, args.quick, args.seed, args.e5_model)
+        bench_e5_cost(args.device, args.quick, args.seed, args.e5_model, args.prefetch)
 
 
 if __name__ == "__main__":

@@ -195,13 +195,15 @@ def run_sun_algorithm(
     thermalize: int | None = None,
     seed: int = 0,
     device: str | torch.device = "cpu",
+    prefetch: int = 1,
     progress: bool = False,
 ) -> SUNRun:
     """Run ``n_chains`` chains of one algorithm; analyse the plaquette and ``W(2, 2)``.
 
     HMC and the heatbath start from Haar-random (hot) links and thermalise for
     ``thermalize`` steps (default 10% of ``n_steps``, at least 20); the flow starts from its
-    own draws (10 steps).
+    own draws (10 steps). ``prefetch`` draws the flow's proposals of that many steps in one
+    pass (:class:`~lqft_lab.samplers.FlowMetropolis`): the same chain law, faster on a GPU.
 
     Raises:
         ValueError: for an unknown algorithm or a missing model.
@@ -214,7 +216,7 @@ def run_sun_algorithm(
     if algorithm == "flow":
         if model is None:
             raise ValueError("the flow algorithm needs a trained model")
-        sampler, x0 = FlowMetropolis(model, action, batch_size=n_chains), None
+        sampler, x0 = FlowMetropolis(model, action, batch_size=n_chains, prefetch=prefetch), None
         thermalize = 10 if thermalize is None else thermalize
     else:
         dtype = torch.complex128

@@ -130,13 +130,14 @@ def test_local_metropolis_sweep_does_not_sync(cuda_setup, request):
     assert state.x.device.type == "cuda" and info.accepted.device.type == "cuda"
 
 
-def test_flow_metropolis_step_does_not_sync(cuda_setup, request):
+@pytest.mark.parametrize("prefetch", [1, 4])
+def test_flow_metropolis_step_does_not_sync(cuda_setup, prefetch, request):
     device, action, gen, _ = cuda_setup
     model = build_real_nvp(L=8, n_layers=4, seed=0).to(device)
-    sampler = FlowMetropolis(model, action, batch_size=16)
+    sampler = FlowMetropolis(model, action, batch_size=16, prefetch=prefetch)
     state = sampler.init(None, generator=gen)
     request.getfixturevalue("no_sync")
-    for _ in range(3):
+    for _ in range(2 * prefetch + 1):  # drawing ahead, handing out, and drawing again
         state, info = sampler.step(state, generator=gen)
     assert state.x.device.type == "cuda" and info.logw.device.type == "cuda"
 

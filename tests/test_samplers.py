@@ -199,6 +199,7 @@ PHI4_SAMPLERS = {
         torch.zeros(64, 2, 2, dtype=F64),
     ),
     "flow-untrained": lambda: (FlowMetropolis(_untrained_flow(2), PHI4, 64), None),
+    "flow-untrained-prefetch": lambda: (FlowMetropolis(_untrained_flow(2), PHI4, 64, 16), None),
 }
 
 
@@ -372,6 +373,41 @@ def test_local_metropolis_rejects_odd_lattices_and_bad_parameters():
             LocalMetropolis(PHI4, **kwargs)
     with pytest.raises(ValueError, match="local_action"):
         LocalMetropolis(lambda x: x.sum(1))
+
+
+class _CountingModel:
+    """A flow model wrapper that records the batch size of every ``sample`` call."""
+
+    def __init__(self, model):
+        self.model, self.calls = model, []
+
+    def sample(self, n, generator=None):
+        self.calls.append(n)
+        return self.model.sample(n, generator=generator)
+
+    def log_prob(self, x):
+        return self.model.log_prob(x)
+
+
+def test_flow_metropolis_prefetch_hands_out_one_pass_in_order():
+    # prefetch=5: one pass of 5·B samples serves five steps, in the order drawn; the chain
+    # then sees exactly the proposals that one sample(5·B) call with the same seed returns.
+    model = _CountingModel(_untrained_flow(4))
+    sampler = FlowMetropolis(model, PHI4, batch_size=3, prefetch=5)
+    state = sampler.init(torch.zeros(3, 4, 4, dtype=F64))
+    g = torch.Generator().manual_seed(21)
+    proposals = []
+    for _ in range(7):
+        state, info = sampler.step(state, g)
+        proposals.append(info.logw)
+    assert model.calls == [15, 15]
+    with torch.no_grad():
+        x, logq = model.model.sample(15, generator=torch.Generator().manual_seed(21))
+    torch.testing.assert_close(torch.cat(proposals[:5]), -PHI4(x) - logq)
+    sampler.init(None, g)  # a new start discards what was drawn ahead
+    assert sampler._ahead == []
+    with pytest.raises(ValueError, match="prefetch"):
+        FlowMetropolis(model, PHI4, batch_size=3, prefetch=0)
 
 
 def test_flow_metropolis_rejects_mismatched_fields():

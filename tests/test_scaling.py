@@ -29,9 +29,13 @@ def free_flow():
     return model
 
 
-@pytest.mark.parametrize("algorithm", ["hmc", "local", "flow"])
-def test_every_algorithm_reproduces_the_free_field(algorithm, free_flow, one_thread):
-    run = run_algorithm(algorithm, FREE, 400, n_chains=32, model=free_flow, seed=1)
+@pytest.mark.parametrize(
+    "algorithm, prefetch", [("hmc", 1), ("local", 1), ("flow", 1), ("flow", 8)]
+)
+def test_every_algorithm_reproduces_the_free_field(algorithm, prefetch, free_flow, one_thread):
+    run = run_algorithm(
+        algorithm, FREE, 400, n_chains=32, model=free_flow, seed=1, prefetch=prefetch
+    )
     chi2_exact = exact.free_field_chi2(FREE.lattice, FREE.m2)
     mp_exact = exact.free_field_pole_mass(FREE.m2)
     assert abs(run.chi2.value - chi2_exact) < 4 * run.chi2.error, (run.chi2, chi2_exact)
