@@ -47,6 +47,10 @@ _BUILDERS = {
 }
 
 
+# Gauge-equivariant kinds whose layers step through stripe offsets (``offset_step``).
+_STRIPE_KINDS = ("u1_equivariant", "sun_equivariant")
+
+
 def _kind_of(config) -> str | None:
     for kind, (config_cls, _) in _BUILDERS.items():
         if type(config) is config_cls:
@@ -120,6 +124,9 @@ def read_metadata(path) -> dict:
             f"{path} has checkpoint format {meta.get('format')!r} / kind {meta.get('kind')!r}; "
             f"this version of lqft_lab reads format {FORMAT_VERSION} of {sorted(_BUILDERS)}"
         )
+    if meta["kind"] in _STRIPE_KINDS and isinstance(meta.get("architecture"), dict):
+        # Written before the stripe order was a choice: those flows stepped their offsets up.
+        meta["architecture"].setdefault("offset_step", 1)
     return meta
 
 

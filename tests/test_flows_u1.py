@@ -17,6 +17,7 @@ from lqft_lab.flows import (
     U1FlowConfig,
     UniformAnglePrior,
     build_u1_flow,
+    stripe_offset,
     u1_masks,
 )
 
@@ -136,6 +137,25 @@ def test_a_cycle_of_eight_layers_updates_every_link_once():
         assert torch.equal(total, torch.full((2, 8, 8), expected, dtype=torch.int32))
     seven = build_u1_flow(8, n_layers=7, seed=0)
     assert (sum(layer.link_sign.abs().int() for layer in seven.flow.layers) == 0).any()
+
+
+def test_each_layer_disturbs_only_the_next_layers_active_plaquettes():
+    # The default order steps the offset down: a layer's passive plaquettes (which it
+    # disturbs) are the active plaquettes of the next layer of the same direction, and no
+    # layer disturbs what the previous one just transformed (where the cycle of four offsets
+    # wraps around, it disturbs plaquettes transformed three layers before). Stepping up
+    # (+1) disturbs the previous layer's work at every layer.
+    model = build_u1_flow(8, n_layers=16, seed=0)
+    assert [layer.offset for layer in model.flow.layers[::2]] == [0, 3, 2, 1] * 2
+    for step, overlaps in [(-1, 0), (1, 7)]:
+        masks = [u1_masks((8, 8), mu=0, offset=stripe_offset(2 * k, step)) for k in range(8)]
+        pairs = list(zip(masks, masks[1:], strict=False))  # consecutive layers
+        assert all(torch.equal(a.passive, b.active) for a, b in pairs) == (step == -1)
+        # layers that disturb what the previous layer (same direction) just transformed
+        redone = sum(bool((b.passive & a.active).any()) for a, b in pairs)
+        assert redone == overlaps
+    with pytest.raises(ValueError, match="offset_step"):
+        build_u1_flow(8, offset_step=2)
 
 
 @pytest.mark.parametrize(

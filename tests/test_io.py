@@ -125,3 +125,29 @@ def test_sun_flows_round_trip(tmp_path, kind):
     x, logJ = model.flow(z)
     x2, logJ2 = loaded.flow(z)
     assert torch.equal(x, x2) and torch.equal(logJ, logJ2) and not logJ.is_complex()
+
+
+def test_gauge_flows_written_before_the_stripe_order_load_in_ascending_order(tmp_path):
+    # Checkpoints written before `offset_step` existed hold no such field; their layers
+    # stepped the stripe offsets up, and they must load that way, not in today's default.
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from lqft_lab.actions import U1WilsonAction
+    from lqft_lab.flows import U1FlowConfig, build_u1_flow
+
+    model = build_u1_flow(4, n_layers=8, hidden=(4,), offset_step=1, seed=1)
+    path = save_checkpoint(tmp_path / "old.safetensors", model, U1WilsonAction(1.0), steps=1)
+    with safe_open(str(path), framework="pt") as f:
+        header = f.metadata()
+    meta = json.loads(header["lqft_lab"])
+    del meta["architecture"]["offset_step"]
+    save_file(load_file(str(path)), str(path), metadata={**header, "lqft_lab": json.dumps(meta)})
+
+    assert read_metadata(path)["architecture"]["offset_step"] == 1
+    loaded, _ = load_checkpoint(path)
+    assert [layer.offset for layer in loaded.flow.layers[::2]] == [0, 1, 2, 3]
+    z = loaded.prior.sample(3, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(loaded.flow(z), model.flow(z))
+    with pytest.raises(ValueError, match="offset_step"):  # not today's default architecture
+        load_checkpoint(path, architecture=U1FlowConfig(L=4, n_layers=8, hidden=(4,)))

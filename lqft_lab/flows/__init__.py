@@ -30,6 +30,7 @@ from .u1 import (
     U1FlowConfig,
     U1Masks,
     build_u1_flow,
+    stripe_offset,
     u1_masks,
 )
 
@@ -46,6 +47,7 @@ __all__ = [
     "transfer_real_nvp",
     "UniformAnglePrior",
     "U1Masks",
+    "stripe_offset",
     "u1_masks",
     "NCPKernel",
     "CircularSplineKernel",

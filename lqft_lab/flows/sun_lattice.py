@@ -44,7 +44,7 @@ from .base import Flow, FlowModel
 from .nets import ConvNet
 from .priors import HaarLinkPrior
 from .sun import SpectralKernel
-from .u1 import STRIPE_PERIOD, StripeCoupling, U1Masks, u1_masks
+from .u1 import STRIPE_PERIOD, StripeCoupling, U1Masks, stripe_offset, u1_masks
 
 __all__ = [
     "sun_plaquette_features",
@@ -143,6 +143,8 @@ class SUNFlowConfig:
             layer.
         context_dim: context channels per site from the conditioner.
         hidden, kernel_size: the conditioner's periodic convolutions.
+        offset_step: the order of the stripe offsets, :func:`~lqft_lab.flows.u1.stripe_offset`
+            (-1: each layer's passive plaquettes are the next layer's active ones).
     """
 
     L: int = 8
@@ -154,10 +156,12 @@ class SUNFlowConfig:
     context_dim: int = 8
     hidden: tuple[int, ...] = field(default=(16, 16))
     kernel_size: int = 3
+    offset_step: int = -1
 
     def __post_init__(self):
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         object.__setattr__(self, "mlp_hidden", tuple(int(h) for h in self.mlp_hidden))
+        stripe_offset(0, self.offset_step)  # validates it
         _lattice_shape(self.L)
         if self.L % STRIPE_PERIOD:
             raise ValueError(
@@ -188,10 +192,10 @@ def build_sun_flow(
 ) -> FlowModel:
     """Build a gauge-equivariant :class:`FlowModel` for 2D SU(N) links ``(B, 2, L, L, N, N)``.
 
-    Layer ``i`` updates direction ``mu = i mod 2`` with stripe offset ``(i // 2) mod 4``, as
-    :func:`~lqft_lab.flows.u1.build_u1_flow`. The prior is
-    :class:`~lqft_lab.flows.priors.HaarLinkPrior`; every kernel starts at the identity, so
-    the new model is the Haar measure.
+    Layer ``i`` updates direction ``mu = i mod 2`` with stripe offset
+    ``stripe_offset(i, config.offset_step)``, as :func:`~lqft_lab.flows.u1.build_u1_flow`.
+    The prior is :class:`~lqft_lab.flows.priors.HaarLinkPrior`; every kernel starts at the
+    identity, so the new model is the Haar measure.
 
     Args:
         L: lattice size (a multiple of 4); overrides ``config.L``.
@@ -218,7 +222,7 @@ def build_sun_flow(
             torch.manual_seed(seed)
         layers = []
         for i in range(config.n_layers):
-            masks = u1_masks(shape, mu=i % 2, offset=(i // 2) % STRIPE_PERIOD)
+            masks = u1_masks(shape, mu=i % 2, offset=stripe_offset(i, config.offset_step))
             kernel = SpectralKernel(
                 config.N, config.context_dim, config.n_bins, config.mlp_hidden, config.n_blocks
             )

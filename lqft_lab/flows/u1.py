@@ -23,7 +23,17 @@ its active plaquette becomes ``P'``. The links' Jacobian is triangular with diag
 ``h'(P)`` on the active links and 1 elsewhere: ``logJ = Σ_active log h'(P)``. Plaquettes
 are gauge invariant, so the shift is gauge invariant and the layer commutes with every gauge
 transformation; ``logJ`` is gauge invariant. Eight layers, ``mu = i mod 2`` and
-``o = (i // 2) mod 4``, update every link once: the lattice extents must be multiples of 4.
+``o = -(i // 2) mod 4``, update every link once: the lattice extents must be multiples of 4.
+
+**Layer order.** A layer's passive plaquettes sit one stripe below its active ones (offset
+``o - 1``) and absorb its update uncontrolled. The builders therefore step the offset
+*down* (0, 3, 2, 1 for each direction, :func:`stripe_offset`): the plaquettes a layer
+disturbs are the next layer's active ones, which it then transforms, and a plaquette just
+transformed is left alone until the cycle wraps around. Stepping up (0, 1, 2, 3), the
+order of the first version, makes every layer disturb the plaquettes the layer before it
+had just transformed. At equal cost, stepping up trained to 1.7 times the KL divergence per
+plaquette (SU(2), β = 4, 4 × 4, 800 steps) and to acceptance 0.14 instead of 0.25 (U(1),
+β = 2, L = 8, 600 steps).
 
 **Kernels** (circle maps ``(-π, π) → (-π, π)`` lifted to the real line, ``h(x + 2π) =
 h(x) + 2π``): ``kernel(x, params) -> (h(x), log h'(x))`` and ``kernel.inverse(y, params) ->
@@ -54,6 +64,7 @@ from .splines import CircularSplineKernel
 __all__ = [
     "U1Masks",
     "u1_masks",
+    "stripe_offset",
     "NCPKernel",
     "GaugeEquivariantCoupling",
     "U1FlowConfig",
@@ -61,6 +72,19 @@ __all__ = [
 ]
 
 STRIPE_PERIOD = 4  # active, frozen, frozen, passive: the plaquette stripes of one layer
+
+
+def stripe_offset(layer: int, offset_step: int = -1) -> int:
+    """Stripe offset of the builders' layer ``layer``: ``offset_step · (layer // 2) mod 4``.
+
+    Layers alternate the direction ``mu = layer mod 2``; ``offset_step = -1`` (the default)
+    steps the offset down, so that each layer's passive plaquettes are the next layer's
+    active ones (see the module doc); ``+1`` is the order of checkpoints written before the
+    choice existed.
+    """
+    if offset_step not in (-1, 1):
+        raise ValueError(f"offset_step must be -1 or +1, got {offset_step!r}")
+    return (offset_step * (layer // 2)) % STRIPE_PERIOD
 
 
 @dataclass(frozen=True)
@@ -318,6 +342,7 @@ class U1FlowConfig:
     8 mask patterns), 2 NCP components with a rotation, conv hidden channels ``[8, 8]``,
     kernel 3, no final tanh (its range would cap ``s`` at ``softplus(±1)``).
     ``kernel="spline"`` uses :class:`CircularSplineKernel` with ``n_bins`` bins instead.
+    ``offset_step`` orders the stripe offsets (:func:`stripe_offset`).
     """
 
     L: int = 8
@@ -328,9 +353,11 @@ class U1FlowConfig:
     rotation: bool = True
     hidden: tuple[int, ...] = field(default=(8, 8))
     kernel_size: int = 3
+    offset_step: int = -1
 
     def __post_init__(self):
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        stripe_offset(0, self.offset_step)  # validates it
         _lattice_shape(self.L)
         if self.L % STRIPE_PERIOD:
             raise ValueError(
@@ -362,15 +389,16 @@ def build_u1_flow(
 ) -> FlowModel:
     """Build a gauge-equivariant :class:`FlowModel` for 2D U(1) links ``(B, 2, L, L)``.
 
-    Layer ``i`` updates direction ``mu = i mod 2`` with stripe offset ``(i // 2) mod 4``, so
-    every 8 consecutive layers update every link once. The prior is
+    Layer ``i`` updates direction ``mu = i mod 2`` with stripe offset
+    :func:`stripe_offset(i, config.offset_step) <stripe_offset>`, so every 8 consecutive
+    layers update every link once. The prior is
     :class:`~lqft_lab.flows.priors.UniformAnglePrior` (the Haar measure).
 
     Args:
         L: lattice size (a multiple of 4); overrides ``config.L``.
         config: the architecture; keyword ``overrides`` (``n_layers``, ``kernel``,
-            ``n_mixture``, ``n_bins``, ``rotation``, ``hidden``, ``kernel_size``) replace its
-            fields.
+            ``n_mixture``, ``n_bins``, ``rotation``, ``hidden``, ``kernel_size``,
+            ``offset_step``) replace its fields.
         seed: initialise the weights from this seed without touching the global RNG.
 
     Returns:
@@ -389,7 +417,7 @@ def build_u1_flow(
             torch.manual_seed(seed)
         layers = []
         for i in range(config.n_layers):
-            masks = u1_masks(shape, mu=i % 2, offset=(i // 2) % STRIPE_PERIOD)
+            masks = u1_masks(shape, mu=i % 2, offset=stripe_offset(i, config.offset_step))
             if config.kernel == "ncp":
                 kernel = NCPKernel(config.n_mixture, config.rotation)
             else:
