@@ -63,18 +63,19 @@ def test_flow_runs_need_a_model_and_algorithms_are_checked():
     assert torch.isfinite(torch.tensor(run.plaq.value))
 
 
-def test_shipped_su3_flow_loads_and_is_gauge_equivariant():
-    """data/models/su3_L8_b4 (notebook 03's fast mode) matches its action and stays exact."""
+@pytest.mark.parametrize("N", [2, 3])
+def test_shipped_sun_flow_loads_and_is_gauge_equivariant(N):
+    """data/models/suN_L8_b4 (notebook 03's fast mode) matches its action and stays exact."""
     from lqft_lab.actions import SUNWilsonAction, sun_gauge_transform
     from lqft_lab.io import load_checkpoint, pretrained_path
     from lqft_lab.sun import haar
 
-    model, meta = load_checkpoint(pretrained_path("su3_L8_b4"), action=SUNWilsonAction(4.0, 3))
+    model, meta = load_checkpoint(pretrained_path(f"su{N}_L8_b4"), action=SUNWilsonAction(4.0, N))
     assert meta["kind"] == "sun_equivariant" and meta["metrics"]["acceptance"] >= 0.3
     model = model.double()
     with torch.no_grad():
         z = model.prior.sample(2, generator=torch.Generator().manual_seed(0))
-        omega = haar((2, 8, 8), 3, generator=torch.Generator().manual_seed(1))
+        omega = haar((2, 8, 8), N, generator=torch.Generator().manual_seed(1))
         x, logJ = model.flow(z)
         x_g, logJ_g = model.flow(sun_gauge_transform(z, omega))
     assert (x_g - sun_gauge_transform(x, omega)).abs().max() < 1e-10
