@@ -423,9 +423,9 @@ def test_notebook_03_records(notebook_metrics):
     assert figures["ess_samples"] >= 4096 and figures["n_proposals"] >= 10_000
     # The lattice: flow-MH, HMC and heatbath + OR reproduce the exact 2D SU(2) and SU(3)
     # plaquettes (character expansion) within 4 sigma; the shipped flows keep their
-    # acceptance (SU(2): 0.33 on fresh samples when saved, 0.32 in fast mode's chain; the
-    # issue asks 0.3 of full mode, which trains its own).
+    # acceptance (on fresh samples when saved / in fast mode's chain: SU(2) 0.33 / 0.32,
+    # SU(3) 0.55 / 0.55; the issue asks 0.3 of full mode, which trains its own).
     for alg, N in itertools.product(("flow", "hmc", "heatbath"), (2, 3)):
         assert abs(figures[f"plaq_pull_{alg}_su{N}"]) < 4, (alg, N)
-    assert figures["acceptance_lattice"] >= 0.25
+    assert figures["acceptance_lattice"] >= 0.45
     assert figures["acceptance_lattice_su2"] >= 0.28
