@@ -79,3 +79,25 @@ class HostQueries(TorchDispatchMode):
 def host_queries() -> type[HostQueries]:
     """:class:`HostQueries`, a recorder of host-syncing ops: ``with host_queries() as q: ...``."""
     return HostQueries
+
+
+@pytest.fixture
+def gpu_plan_step(monkeypatch, host_queries):
+    """``gpu_plan_step(module, sampler, state, seed) -> new state``: one heatbath step with the
+    draw plan a GPU gets (16 candidates, no further rounds), checked to call no op that would
+    make a GPU wait for the host, after checking that the CPU's plan does call one (so the
+    recorder is seen to work). ``module`` holds the sampler's ``_draw_plan``.
+    """
+
+    def step(module, sampler, state, seed):
+        plan = module._draw_plan
+        with host_queries() as queries:  # the CPU's plan asks: the recorder sees it
+            sampler.step(state, torch.Generator().manual_seed(seed))
+        assert "_local_scalar_dense" in queries.found
+        monkeypatch.setattr(module, "_draw_plan", lambda d, n: plan(torch.device("cuda"), n))
+        with host_queries() as queries:
+            new, _ = sampler.step(state, torch.Generator().manual_seed(seed))
+        assert queries.found == []
+        return new
+
+    return step

@@ -332,20 +332,13 @@ def test_links_left_without_a_draw_keep_the_chain_exact(shape, beta, chains, swe
     _check_exact_plaquette_and_chi_t(shape, beta, chains, sweeps, n_overrelax=0)
 
 
-def test_a_sweep_off_the_cpu_asks_the_host_nothing(monkeypatch, host_queries):
+def test_a_sweep_off_the_cpu_asks_the_host_nothing(gpu_plan_step):
     """What tests/test_gpu.py checks on CUDA, on the CPU: with the plan of a GPU (16 candidates,
     no further rounds) a step calls no op that would make a GPU wait for the host.
     """
-    plan = heatbath._draw_plan
     sampler = U1Heatbath(U1WilsonAction(2.0), n_overrelax=1)
     state = sampler.init(_links((4, 6), batch=4, seed=15))
-    with host_queries() as queries:  # the CPU's plan asks: the recorder sees it
-        sampler.step(state, torch.Generator().manual_seed(16))
-    assert "_local_scalar_dense" in queries.found
-    monkeypatch.setattr(heatbath, "_draw_plan", lambda d, n: plan(torch.device("cuda"), n))
-    with host_queries() as queries:
-        new, _ = sampler.step(state, torch.Generator().manual_seed(16))
-    assert queries.found == []
+    new = gpu_plan_step(heatbath, sampler, state, seed=16)
     assert bool(torch.isfinite(new.x).all()) and float(wrap_angle(new.x - state.x).abs().min()) > 0
 
 

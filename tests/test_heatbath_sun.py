@@ -232,20 +232,13 @@ def test_links_left_without_a_draw_keep_the_chain_exact(
     _check_exact_plaquette(N, beta, n_overrelax, chains, sweeps)
 
 
-def test_a_sweep_off_the_cpu_asks_the_host_nothing(monkeypatch, host_queries):
+def test_a_sweep_off_the_cpu_asks_the_host_nothing(gpu_plan_step):
     """What tests/test_gpu.py checks on CUDA, on the CPU: with the plan of a GPU (16 candidates,
     no further rounds) a complex128 step calls no op that would make a GPU wait for the host.
     """
-    plan = heatbath_sun._draw_plan
     sampler = SUNHeatbath(SUNWilsonAction(4.0, 3), n_overrelax=1)
     state = sampler.init(_hot(3, (4, 6), seed=14))
-    with host_queries() as queries:  # the CPU's plan asks: the recorder sees it
-        sampler.step(state, torch.Generator().manual_seed(15))
-    assert "_local_scalar_dense" in queries.found
-    monkeypatch.setattr(heatbath_sun, "_draw_plan", lambda d, n: plan(torch.device("cuda"), n))
-    with host_queries() as queries:
-        new, _ = sampler.step(state, torch.Generator().manual_seed(15))
-    assert queries.found == []
+    new = gpu_plan_step(heatbath_sun, sampler, state, seed=15)
     assert float(unitarity_violation(new.x).max()) < 1e-13
 
 

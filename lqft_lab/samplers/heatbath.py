@@ -63,7 +63,7 @@ References:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -89,16 +89,45 @@ _CANDIDATES = 16  # a GPU's one round (<= 5e-8 left, module doc); every round af
 _MAX_ROUNDS = 1000
 
 
-def _draw_plan(device: torch.device, n: int) -> tuple[int, bool]:
+def _draw_plan(device: torch.device, n: int, cpu: tuple[int, int] = (8, 4)) -> tuple[int, bool]:
     """``(C, complete)`` for ``n`` draws on ``device``: the first round's candidates, and
     whether further rounds go on until every element has an accepted one (module doc).
 
-    On a CPU a further round costs about as much as 6000 more candidates in the first
-    (measured: 16-64 chains, L = 8-16), so small groups take 8 and larger ones 4.
+    On a CPU groups of up to 1024 elements take ``cpu[0]`` candidates and larger ones
+    ``cpu[1]``. For the von Mises draws a further round costs about as much as 6000 more
+    candidates in the first (measured: 16-64 chains, L = 8-16), hence 8 and 4.
     """
     if device.type != "cpu":
         return _CANDIDATES, False
-    return (8 if n <= 1024 else 4), True
+    return (cpu[0] if n <= 1024 else cpu[1]), True
+
+
+def _rejection_rounds(
+    draw_round: Callable[..., tuple[torch.Tensor, torch.Tensor]],
+    params: Sequence[torch.Tensor],
+    candidates: int,
+    complete: bool,
+    generator: torch.Generator | None,
+    what: str,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Batched rejection sampling, one draw per element of the 1D ``params``.
+
+    ``draw_round(*params, C, generator) -> (out, done)`` proposes ``C`` i.i.d. candidates for
+    every element and keeps the first accepted one where ``done``. The first round has
+    ``candidates``; with ``complete`` further rounds of :data:`_CANDIDATES` go over the
+    elements left (compacted, one host check per round) until ``done`` is all ``True``;
+    without, the host is never asked and ``done`` marks the elements that have a draw.
+    """
+    out, done = draw_round(*params, candidates, generator)
+    if complete:
+        for _ in range(_MAX_ROUNDS):
+            if bool(done.all()):  # a host synchronisation on a GPU
+                break
+            left = torch.nonzero(~done).squeeze(1)
+            out[left], done[left] = draw_round(*(p[left] for p in params), _CANDIDATES, generator)
+        else:
+            raise RuntimeError(f"{what} sampling did not converge; is every κ finite?")
+    return out, done
 
 
 @dataclass(frozen=True)
@@ -162,17 +191,9 @@ def _von_mises_centred(
     one_minus_rho = (1 + 1 / (s + 2 * k) + root) / (tau + root)  # τ - 2κ = 1 + 1/(s + 2κ)
     r_minus_1 = one_minus_rho**2 / (2 * rho)  # r = (1 + ρ²)/(2ρ)
     q = one_minus_rho / (1 + rho)  # √((r-1)/(r+1))
-    out, done = _von_mises_round(k, r_minus_1, q, candidates, generator)
-    if complete:
-        for _ in range(_MAX_ROUNDS):
-            if bool(done.all()):  # a host synchronisation on a GPU
-                break
-            left = torch.nonzero(~done).squeeze(1)
-            out[left], done[left] = _von_mises_round(
-                k[left], r_minus_1[left], q[left], _CANDIDATES, generator
-            )
-        else:
-            raise RuntimeError("von Mises sampling did not converge; is every κ finite?")
+    out, done = _rejection_rounds(
+        _von_mises_round, (k, r_minus_1, q), candidates, complete, generator, "von Mises"
+    )
     return out.view(kappa.shape), done.view(kappa.shape)
 
 

@@ -71,6 +71,7 @@ import torch
 
 from ..actions.sun import SUNWilsonAction, check_sun_links, sun_staples
 from ..sun import check_special_unitary, project_sun
+from . import heatbath
 from .base import FieldState
 from .heatbath import _even_extents, _group_sites
 
@@ -84,21 +85,13 @@ __all__ = [
 SUNHeatbathState = FieldState  # (x, S): links (B, 2, L0, L1, N, N) and their actions (B,)
 
 _KP_KAPPA = 1.75  # Creutz's proposal below, Kennedy–Pendleton's above: both accept >= 0.7
-# i.i.d. proposals per link and round: a round of C leaves <= 0.3^C of the links without a draw
-_CANDIDATES = 16  # a GPU's one round (<= 4e-9 left, module doc); every round after the first
-_MAX_ROUNDS = 1000
 
 
 def _draw_plan(device: torch.device, n: int) -> tuple[int, bool]:
-    """``(C, complete)`` for ``n`` draws on ``device``: the first round's candidates, and
-    whether further rounds go on until every element has an accepted one (module doc).
-
-    On a CPU small groups take 4 candidates, so that one round usually does, and larger ones
-    2, where drawing dominates (measured for SU(3) on 16-64 chains).
-    """
-    if device.type != "cpu":
-        return _CANDIDATES, False
-    return (4 if n <= 1024 else 2), True
+    """:func:`lqft_lab.samplers.heatbath._draw_plan` with this sampler's CPU candidates: small
+    groups take 4, so that one round usually does, and larger ones 2, where drawing dominates
+    (measured for SU(3) on 16-64 chains)."""
+    return heatbath._draw_plan(device, n, cpu=(4, 2))
 
 
 @dataclass(frozen=True)
@@ -156,17 +149,9 @@ def _su2_delta(
     flat = kappa.reshape(-1)
     k = flat.clamp(min=math.sqrt(torch.finfo(flat.dtype).tiny))  # e^{-κδ} rounds to 1 below
     one_minus_e = -torch.expm1(-2 * k)  # 1 - e^{-2κ}, > 0
-    out, done = _su2_delta_round(k, one_minus_e, candidates, generator)
-    if complete:
-        for _ in range(_MAX_ROUNDS):
-            if bool(done.all()):  # a host synchronisation on a GPU
-                break
-            left = torch.nonzero(~done).squeeze(1)
-            out[left], done[left] = _su2_delta_round(
-                k[left], one_minus_e[left], _CANDIDATES, generator
-            )
-        else:
-            raise RuntimeError("SU(2) heatbath sampling did not converge; is every κ finite?")
+    out, done = heatbath._rejection_rounds(
+        _su2_delta_round, (k, one_minus_e), candidates, complete, generator, "SU(2) heatbath"
+    )
     return out.view(kappa.shape), done.view(kappa.shape)
 
 
