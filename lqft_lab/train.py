@@ -401,6 +401,18 @@ class _GraphedStep:
         )
 
 
+# What CUDA's sync debug mode warns at each host synchronisation (c10's warn_or_error_on_sync).
+# Matched exactly: the notice torch gives the first time a process sets the mode ("Synchronization
+# debug mode is a prototype feature and does not yet detect all synchronizing operations") also
+# says "synchronizing", and taking it for a sync kept every process's first trainer off the graph.
+SYNC_WARNING = "called a synchronizing CUDA operation"
+
+
+def _is_sync_warning(message: str) -> bool:
+    """Whether a warning's text is CUDA's report of a host synchronisation."""
+    return SYNC_WARNING in message
+
+
 @contextlib.contextmanager
 def _sync_warnings(record: bool):
     """Collect CUDA's "synchronizing operation" warnings raised inside (if ``record``)."""
@@ -416,7 +428,7 @@ def _sync_warnings(record: bool):
             yield found
         finally:
             torch.cuda.set_sync_debug_mode(previous)
-    found.extend(str(w.message) for w in caught if "synchroniz" in str(w.message))
+    found.extend(str(w.message) for w in caught if _is_sync_warning(str(w.message)))
 
 
 def _release_generators(generator: torch.Generator) -> None:

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -163,6 +166,33 @@ def test_training_step_does_not_sync(cuda_setup, cuda_graph, request):
 
 
 # --------------------------------------------------------------------------- CUDA graphs
+
+
+def test_the_first_trainer_of_a_fresh_process_captures_its_step():
+    # torch warns once per process, the first time sync debug mode is set, that the mode is a
+    # prototype; the capture check once took that notice for a sync, so a notebook kernel's
+    # first trainer never used its graph. Only a fresh process shows it, hence the subprocess.
+    require_cuda()
+    script = (
+        "import torch\n"
+        "from lqft_lab.actions import Phi4Action\n"
+        "from lqft_lab.flows import build_real_nvp\n"
+        "from lqft_lab.train import TrainConfig, Trainer\n"
+        "model = build_real_nvp(L=8, n_layers=4, seed=0).cuda()\n"
+        "trainer = Trainer(model, Phi4Action(-4.0, 8.0), TrainConfig(n_steps=8, log_every=8))\n"
+        "trainer.train()\n"
+        "print('graph', trainer.uses_cuda_graph)\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "graph True" in done.stdout, done.stdout + done.stderr[-2000:]
 
 
 def _graph_pair(device, action, n_layers=4, **config):
