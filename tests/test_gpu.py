@@ -336,3 +336,20 @@ def test_sun_heatbath_step_does_not_sync(request):
     for _ in range(3):
         state, info = sampler.step(state, generator=gen)
     assert state.x.device.type == "cuda" and info.accepted.device.type == "cuda"
+
+
+def test_su3_spectral_decomposition_on_cuda_is_the_cpus():
+    # SU(N >= 3) is decomposed by LAPACK on the host in one batch (sun._on_host), not by
+    # CUDA's MAGMA path one matrix at a time; the results must come back to the GPU unchanged.
+    from lqft_lab.sun import eigenphases, haar, spectral_decomposition
+
+    device = require_cuda()
+    U = haar(64, 3, generator=torch.Generator().manual_seed(0))
+    theta_cpu, V_cpu = spectral_decomposition(U)
+    theta, V = spectral_decomposition(U.to(device))
+    assert theta.device.type == "cuda" and V.device.type == "cuda"
+    torch.testing.assert_close(theta.cpu(), theta_cpu)
+    torch.testing.assert_close(V.cpu(), V_cpu)
+    phases = eigenphases(U.to(device))
+    assert phases.device.type == "cuda"
+    torch.testing.assert_close(phases.cpu(), eigenphases(U))
