@@ -367,6 +367,7 @@ def bench_e5_cost(
         if run_prefetch > 1:
             emit("step_us_flow_prefetch", run.time_per_step * 1e6)
             emit("tau_chi2_flow_prefetch", run.chi2.tau_int)
+            emit("tau_chi2_flow_prefetch_err", run.chi2.tau_int_error)
             costs["flow_prefetch"] = run.cost_per_independent_sample("chi2") * 1e6
             emit("cost_per_indep_us_flow_prefetch", costs["flow_prefetch"])
         else:
