@@ -23,6 +23,7 @@ sweep, one flow proposal).
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, replace
 
@@ -242,7 +243,10 @@ class TransferPoint:
         L: the target lattice size.
         ess: ESS of the transferred flow on fresh samples, before fine-tuning.
         ess_locality: the locality estimate ``ESS(V₀)^(V/V₀)``.
-        ess_finetuned: ESS after ``finetune_steps`` steps at ``L`` (NaN if none were taken).
+        loss, loss_err: the reverse-KL loss ``E_q[log q + S]`` per site on the same fresh
+            samples, before fine-tuning, and its standard error.
+        ess_finetuned, loss_finetuned, loss_finetuned_err: the same after
+            ``finetune_steps`` steps at ``L`` (NaN if none were taken).
         finetune_steps: fine-tuning steps taken.
         finetune_seconds: their wall time.
     """
@@ -250,9 +254,25 @@ class TransferPoint:
     L: int
     ess: float
     ess_locality: float
+    loss: float = float("nan")
+    loss_err: float = float("nan")
     ess_finetuned: float = float("nan")
+    loss_finetuned: float = float("nan")
+    loss_finetuned_err: float = float("nan")
     finetune_steps: int = 0
     finetune_seconds: float = 0.0
+
+    @property
+    def finetune_gain_sigma(self) -> float:
+        """How far fine-tuning lowered the loss, in standard errors of the difference.
+
+        ``log Z`` is the same before and after, so this is the drop of ``KL(q‖p)``. Once
+        the ESS is small it rests on a few weights and can fall by chance when the flow
+        got better; the loss averages every sample.
+        """
+        return (self.loss - self.loss_finetuned) / math.hypot(
+            self.loss_err, self.loss_finetuned_err
+        )
 
 
 def volume_transfer(
@@ -280,22 +300,32 @@ def volume_transfer(
     device = next(model.parameters()).device
     L0 = model.config.L
     generator = torch.Generator(device=device).manual_seed(seed)
-    ess0 = evaluate(model, action, n_samples, generator=generator)["ess"]
+    at_L0 = evaluate(model, action, n_samples, generator=generator)
+    ess0 = at_L0["ess"]
     points = []
     for L in sizes:
         flow = transfer_real_nvp(model, L).eval()
         # at L0 the transferred flow is the model itself: reuse its measurement
-        ess = ess0 if L == L0 else evaluate(flow, action, n_samples, generator=generator)["ess"]
+        fresh = at_L0 if L == L0 else evaluate(flow, action, n_samples, generator=generator)
         steps = finetune_steps.get(L, 0) if isinstance(finetune_steps, dict) else finetune_steps
-        point = TransferPoint(L=L, ess=ess, ess_locality=ess0 ** ((L / L0) ** 2))
+        V = L * L
+        point = TransferPoint(
+            L=L,
+            ess=fresh["ess"],
+            ess_locality=ess0 ** ((L / L0) ** 2),
+            loss=fresh["loss"] / V,
+            loss_err=fresh["loss_err"] / V,
+        )
         if steps:
             config = TrainConfig(n_steps=steps, lr=1e-4, lr_schedule=None, seed=seed + L)
             trainer = Trainer(flow, action, config)
             trainer.train(progress=progress)
-            tuned = evaluate(flow, action, n_samples, generator=generator)["ess"]
+            tuned = evaluate(flow, action, n_samples, generator=generator)
             point = replace(
                 point,
-                ess_finetuned=tuned,
+                ess_finetuned=tuned["ess"],
+                loss_finetuned=tuned["loss"] / V,
+                loss_finetuned_err=tuned["loss_err"] / V,
                 finetune_steps=steps,
                 finetune_seconds=trainer.history[-1]["time"],
             )

@@ -458,8 +458,11 @@ def evaluate(model, action, n_samples: int = 4096, batch_size: int = 1024, gener
     ``1/sqrt(n_samples)`` for the acceptance.
 
     Returns:
-        ``{"ess": ..., "acceptance": ..., "n": n_samples}``; both NaN if a weight is not
-        finite.
+        ``{"ess", "acceptance", "loss", "loss_err", "n"}``: ``loss`` is the reverse-KL loss
+        ``E_q[log q + S] = KL(q‖p) - log Z`` on these samples and ``loss_err`` its standard
+        error. Unlike the ESS, which a few large weights dominate once it is small, the
+        loss averages every sample: the figure that shows whether training helped. All
+        but ``n`` are NaN if a weight is not finite.
     """
     if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 2:
         raise ValueError(f"n_samples must be an integer >= 2, got {n_samples!r}")
@@ -474,13 +477,16 @@ def evaluate(model, action, n_samples: int = 4096, batch_size: int = 1024, gener
         model.train(was_training)
     logw = torch.cat(logw)
     if not torch.isfinite(logw).all():
-        return {"ess": float("nan"), "acceptance": float("nan"), "n": n_samples}
+        nan = float("nan")
+        return {"ess": nan, "acceptance": nan, "loss": nan, "loss_err": nan, "n": n_samples}
     # The weights are on the CPU; a CUDA generator cannot draw the uniforms there.
     mh_gen = generator if generator is not None and generator.device.type == "cpu" else None
     _, accepted = independence_metropolis(logw, torch.zeros_like(logw), mh_gen)
     return {
         "ess": _ess(logw),
         "acceptance": accepted[1:].double().mean().item(),
+        "loss": -logw.mean().item(),
+        "loss_err": (logw.std() / n_samples**0.5).item(),
         "n": n_samples,
     }
 

@@ -88,5 +88,12 @@ def test_volume_transfer_and_fine_tuning(free_flow, one_thread):
     assert big.ess < same.ess
     assert big.ess_locality == pytest.approx(same.ess_locality**4)
     assert big.ess_finetuned > big.ess and big.finetune_seconds > 0
-    assert math.isnan(same.ess_finetuned)
+    # fine-tuning lowers the reverse-KL loss per site, well beyond its error
+    assert big.finetune_gain_sigma > 3, (big.loss, big.loss_finetuned, big.loss_finetuned_err)
+    # KL(q‖p) = loss + log Z (exact for the free field) is extensive for a flow of local
+    # couplings: the transferred flow's KL per site is the trained one's, within errors
+    kl = {p.L: p.loss + exact.free_field_log_z((p.L, p.L), 1.0) / p.L**2 for p in points}
+    assert kl[6] > 5 * same.loss_err  # a flow this short-trained is measurably off p
+    assert abs(kl[12] - kl[6]) < 4 * math.hypot(same.loss_err, big.loss_err), kl
+    assert math.isnan(same.ess_finetuned) and math.isnan(same.finetune_gain_sigma)
     assert free_flow.config.L == 6  # the original flow is untouched

@@ -5,6 +5,7 @@ import threading
 import pytest
 import torch
 
+from lqft_lab import exact
 from lqft_lab.actions import Phi4Action
 from lqft_lab.analysis import ess
 from lqft_lab.flows import build_real_nvp
@@ -132,9 +133,12 @@ def test_evaluate_measures_fresh_samples():
     trainer = _trainer()
     gen = torch.Generator().manual_seed(5)
     result = evaluate(trainer.model, trainer.action, 4096, batch_size=1000, generator=gen)
-    assert set(result) == {"ess", "acceptance", "n"} and result["n"] == 4096
+    assert set(result) == {"ess", "acceptance", "loss", "loss_err", "n"} and result["n"] == 4096
     assert result["ess"] == pytest.approx(_fresh_ess(trainer), abs=0.05)
     assert 0 < result["acceptance"] < 1
+    # loss + log Z = KL(q‖p) >= 0 (free field: exact log Z); an untrained flow is far from p
+    kl = result["loss"] + exact.free_field_log_z((4, 4), 1.0)
+    assert kl > 3 * result["loss_err"] > 0
     assert trainer.model.training  # the model's mode is restored after sampling in eval mode
     with pytest.raises(ValueError, match="n_samples"):
         evaluate(trainer.model, trainer.action, 1)
