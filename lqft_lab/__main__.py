@@ -73,6 +73,17 @@ def _notebooks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _channels(text: str) -> tuple[int, ...]:
+    """``"32,32"`` -> ``(32, 32)``: hidden channels of the coupling networks."""
+    try:
+        hidden = tuple(int(h) for h in text.split(","))
+    except ValueError:
+        hidden = ()
+    if not hidden or min(hidden) < 1:
+        raise ValueError(f"--hidden takes positive channel counts, e.g. 32,32; got {text!r}")
+    return hidden
+
+
 def _train(args: argparse.Namespace) -> int:
     # Imported here: the notebooks command should not pay for torch's import.
     import torch
@@ -93,8 +104,9 @@ def _train(args: argparse.Namespace) -> int:
             raise ValueError(f"--target-acceptance must be in (0, 1), got {args.target_acceptance}")
         if args.check_every < 1:
             raise ValueError(f"--check-every must be positive, got {args.check_every}")
+        hidden = None if args.hidden is None else _channels(args.hidden)
         if args.init is None:
-            arch = RealNVPConfig(L=args.L, n_layers=args.layers or 16)
+            arch = RealNVPConfig(L=args.L, n_layers=args.layers or 16, hidden=hidden or (8, 8))
             model = build_real_nvp(arch, seed=args.seed)
         else:
             model, _ = load_checkpoint(args.init)
@@ -102,6 +114,11 @@ def _train(args: argparse.Namespace) -> int:
                 raise ValueError(
                     f"--layers {args.layers} differs from {args.init} "
                     f"({model.config.n_layers} layers)"
+                )
+            if hidden is not None and hidden != tuple(model.config.hidden):
+                raise ValueError(
+                    f"--hidden {args.hidden} differs from {args.init} "
+                    f"(hidden channels {','.join(map(str, model.config.hidden))})"
                 )
             model = transfer_real_nvp(model, args.L)
     except (ValueError, FileNotFoundError) as err:
@@ -214,6 +231,11 @@ def build_parser() -> argparse.ArgumentParser:
             help=f"(default {value})",
         )
     tr.add_argument("--layers", type=int, default=None, help="coupling layers (default 16)")
+    tr.add_argument(
+        "--hidden",
+        default=None,
+        help="hidden channels of each coupling's conv net, e.g. 32,32 (default 8,8)",
+    )
     tr.add_argument(
         "--init",
         default=None,

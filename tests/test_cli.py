@@ -17,6 +17,8 @@ def test_train_command_writes_a_matching_checkpoint(tmp_path, capsys):
             "4",
             "--layers",
             "2",
+            "--hidden",
+            "4,6",
             "--steps",
             "20",
             "--m2",
@@ -31,6 +33,7 @@ def test_train_command_writes_a_matching_checkpoint(tmp_path, capsys):
     )
     assert rc == 0
     model, meta = load_checkpoint(out, action=Phi4Action(1.0, 0.0))
+    assert model.config.n_layers == 2 and tuple(model.config.hidden) == (4, 6)
     assert meta["steps"] == 20 and meta["metrics"]["ess_samples"] == 16384
     assert 0 < meta["metrics"]["ess"] <= 1
     assert "saved" in capsys.readouterr().out
@@ -76,3 +79,18 @@ def test_train_command_refuses_a_layer_count_that_contradicts_init(tmp_path, cap
     )
     assert rc == 2
     assert "differs" in capsys.readouterr().err
+
+
+def test_train_command_refuses_bad_or_contradicting_hidden_channels(tmp_path, capsys):
+    common = ["--L", "4", "--layers", "2", "--m2", "1.0", "--lam", "0.0", "--device", "cpu"]
+    for bad in ("a,b", "8,0", ""):
+        assert main(["train", *common, "--hidden", bad, "--out", str(tmp_path / "x")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: --hidden takes positive channel counts") and "\n" not in err
+    first = tmp_path / "L4.safetensors"
+    assert main(["train", *common, "--steps", "5", "--out", str(first)]) == 0
+    rc = main(
+        ["train", *common, "--init", str(first), "--hidden", "16,16", "--out", str(tmp_path / "y")]
+    )
+    assert rc == 2
+    assert "--hidden 16,16 differs" in capsys.readouterr().err
