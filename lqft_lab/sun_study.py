@@ -84,7 +84,7 @@ def train_single_matrix_flow(
     bare constants, which need the large learning rate.
 
     Returns:
-        ``(model, trainer, metrics)`` with ``metrics = {"ess", "acceptance", "n"}``.
+        ``(model, trainer, metrics)``, ``metrics`` from :func:`~lqft_lab.train.evaluate`.
     """
     action = single_matrix_action(target, N)
     if model is None:
@@ -119,7 +119,7 @@ def train_sun_flow(
     """Train a gauge-equivariant SU(N) flow on the ``L × L`` lattice; measure it afresh.
 
     Returns:
-        ``(model, trainer, metrics)`` with ``metrics = {"ess", "acceptance", "n"}``.
+        ``(model, trainer, metrics)``, ``metrics`` from :func:`~lqft_lab.train.evaluate`.
     """
     action = SUNWilsonAction(beta, N)
     if model is None:

@@ -510,8 +510,8 @@ def train_and_evaluate(
     evaluation draws ``n_eval`` new samples from a generator seeded by ``seed + 1``.
 
     Returns:
-        ``(model, trainer, metrics)``, the model in eval mode on ``device`` and ``metrics =
-        {"ess", "acceptance", "n"}``.
+        ``(model, trainer, metrics)``: the model in eval mode on ``device``, and ``metrics``
+        from :func:`evaluate` on those samples.
     """
     model = model.to(device)
     config = TrainConfig(

@@ -87,7 +87,7 @@ def train_u1_flow(
         n_eval: fresh samples for the final :func:`~lqft_lab.train.evaluate`.
 
     Returns:
-        ``(model, trainer, metrics)`` with ``metrics = {"ess", "acceptance", "n"}``.
+        ``(model, trainer, metrics)``, ``metrics`` from :func:`~lqft_lab.train.evaluate`.
     """
     action = U1WilsonAction(beta)
     if model is None:
