@@ -64,9 +64,11 @@ notebooks-full: venv
 # is written even when a notebook or a test failed; the target then fails.
 # On a GPU machine without network, GPU_PY names a Python that already has a CUDA build of
 # torch and the packages (e.g. `make gpu GPU_PY=python3`): no .venv is built then.
+# GPU_ONLY runs some of the notebooks (e.g. GPU_ONLY="02 03"), for a GPU lent by the hour.
 GPU_OUT := build/notebooks-full
 GPU_JOBS ?= 4
 GPU_PY ?=
+GPU_ONLY ?=
 GPU_RUN := $(or $(GPU_PY),$(PY))
 GPU_THREADS := $(shell n=$$(nproc 2>/dev/null || echo 4); echo $$(( n / $(GPU_JOBS) > 0 ? n / $(GPU_JOBS) : 1 )))
 gpu: $(if $(GPU_PY),,venv)
@@ -74,7 +76,7 @@ gpu: $(if $(GPU_PY),,venv)
 	$(GPU_RUN) -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else \
 		f'torch {torch.__version__} in $(GPU_RUN) cannot use CUDA; install a CUDA build of torch')"
 	OMP_NUM_THREADS=$(GPU_THREADS) $(GPU_RUN) -m lqft_lab notebooks --mode full --device cuda \
-		--jobs $(GPU_JOBS) --out $(GPU_OUT); nb=$$?; \
+		--jobs $(GPU_JOBS) --out $(GPU_OUT) $(if $(GPU_ONLY),--only $(GPU_ONLY)); nb=$$?; \
 	$(GPU_RUN) -m pytest -m gpu $(PYTEST_ARGS); tests=$$?; \
 	$(GPU_RUN) -m lqft_lab report --metrics $(GPU_OUT)/metrics.json --out reports/gpu; \
 	[ $$nb -eq 0 ] && [ $$tests -eq 0 ]
