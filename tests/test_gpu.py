@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -183,13 +182,9 @@ def test_the_first_trainer_of_a_fresh_process_captures_its_step():
         "trainer.train()\n"
         "print('graph', trainer.uses_cuda_graph)\n"
     )
-    root = Path(__file__).resolve().parents[1]
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
-    }
+    root = Path(__file__).resolve().parents[1]  # `python -c` imports from its working folder
     done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=root, timeout=300
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "graph True" in done.stdout, done.stdout + done.stderr[-2000:]
