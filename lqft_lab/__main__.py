@@ -106,7 +106,12 @@ def _train(args: argparse.Namespace) -> int:
             raise ValueError(f"--check-every must be positive, got {args.check_every}")
         hidden = None if args.hidden is None else _channels(args.hidden)
         if args.init is None:
-            arch = RealNVPConfig(L=args.L, n_layers=args.layers or 16, hidden=hidden or (8, 8))
+            arch = RealNVPConfig(
+                L=args.L,
+                n_layers=args.layers or 16,
+                hidden=hidden or (8, 8),
+                spectral_prior=args.spectral_prior,
+            )
             model = build_real_nvp(arch, seed=args.seed)
         else:
             model, _ = load_checkpoint(args.init)
@@ -120,7 +125,8 @@ def _train(args: argparse.Namespace) -> int:
                     f"--hidden {args.hidden} differs from {args.init} "
                     f"(hidden channels {','.join(map(str, model.config.hidden))})"
                 )
-            model = transfer_real_nvp(model, args.L)
+            # --spectral-prior adds an (untrained) spectral prior to a flow that has none
+            model = transfer_real_nvp(model, args.L, spectral_prior=args.spectral_prior or None)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -235,6 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--hidden",
         default=None,
         help="hidden channels of each coupling's conv net, e.g. 32,32 (default 8,8)",
+    )
+    tr.add_argument(
+        "--spectral-prior",
+        action="store_true",
+        help="draw the couplings' input from a Gaussian with a learned momentum-space spectrum "
+        "(added, untrained, to an --init flow that has none)",
     )
     tr.add_argument(
         "--init",

@@ -94,3 +94,31 @@ def test_train_command_refuses_bad_or_contradicting_hidden_channels(tmp_path, ca
     )
     assert rc == 2
     assert "--hidden 16,16 differs" in capsys.readouterr().err
+
+
+def test_train_command_spectral_prior_from_scratch_and_added_to_an_init(tmp_path, capsys):
+    common = ["--layers", "2", "--hidden", "4", "--m2", "1.0", "--lam", "0.0", "--device", "cpu"]
+    plain, fresh, added = (tmp_path / f"{n}.safetensors" for n in ("plain", "fresh", "added"))
+    assert main(["train", "--L", "4", "--steps", "5", *common, "--out", str(plain)]) == 0
+    assert (
+        main(
+            ["train", "--L", "4", "--steps", "5", *common, "--spectral-prior", "--out", str(fresh)]
+        )
+        == 0
+    )
+    assert load_checkpoint(fresh)[0].config.spectral_prior
+    args = ["train", "--L", "6", "--init", str(plain), "--spectral-prior", "--steps", "5"]
+    assert main([*args, *common, "--out", str(added)]) == 0
+    model, meta = load_checkpoint(added)
+    assert (
+        model.config.spectral_prior and model.config.L == 6 and meta["init"] == "plain.safetensors"
+    )
+    # --init of a flow that has a spectral prior keeps it without the flag
+    kept = tmp_path / "kept.safetensors"
+    assert (
+        main(
+            ["train", "--L", "4", "--init", str(added), "--steps", "5", *common, "--out", str(kept)]
+        )
+        == 0
+    )
+    assert load_checkpoint(kept)[0].config.spectral_prior

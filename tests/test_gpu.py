@@ -144,12 +144,14 @@ def test_flow_metropolis_step_does_not_sync(cuda_setup, prefetch, request):
     assert state.x.device.type == "cuda" and info.logw.device.type == "cuda"
 
 
+@pytest.mark.parametrize("spectral_prior", [False, True])
 @pytest.mark.parametrize("cuda_graph", [False, True])
-def test_training_step_does_not_sync(cuda_setup, cuda_graph, request):
+def test_training_step_does_not_sync(cuda_setup, cuda_graph, spectral_prior, request):
     # The whole optimisation step, NaN guard included: a non-finite step is undone on the
     # device (Trainer._step_or_skip), so the host is never asked, op by op or as a graph.
+    # The spectral prior's FFTs are part of the step.
     device, action, gen, _ = cuda_setup
-    model = build_real_nvp(L=8, n_layers=4, seed=0).to(device)
+    model = build_real_nvp(L=8, n_layers=4, spectral_prior=spectral_prior, seed=0).to(device)
     trainer = Trainer(model, action, TrainConfig(n_steps=10, log_every=10, cuda_graph=cuda_graph))
     for _ in range(5):  # set-up (cuDNN, autograd, Adam state; the capture) outside
         trainer._train_step()
@@ -190,23 +192,25 @@ def test_the_first_trainer_of_a_fresh_process_captures_its_step():
     assert "graph True" in done.stdout, done.stdout + done.stderr[-2000:]
 
 
-def _graph_pair(device, action, n_layers=4, **config):
+def _graph_pair(device, action, n_layers=4, spectral_prior=False, **config):
     trainers = {}
     for graph in (False, True):
-        model = build_real_nvp(L=8, n_layers=n_layers, seed=0).to(device)
+        model = build_real_nvp(L=8, n_layers=n_layers, spectral_prior=spectral_prior, seed=0)
+        model = model.to(device)
         trainers[graph] = Trainer(
             model, action, TrainConfig(n_steps=40, log_every=1, cuda_graph=graph, **config)
         )
     return trainers[False], trainers[True]
 
 
-def test_a_graphed_trainer_trains_like_an_ordinary_one(cuda_setup):
+@pytest.mark.parametrize("spectral_prior", [False, True])
+def test_a_graphed_trainer_trains_like_an_ordinary_one(cuda_setup, spectral_prior):
     # Same seed, same batches: the graph draws from the training generator's stream exactly
     # as ordinary steps do, and applies the same schedule. A graph that replayed a stale
     # batch, a frozen learning rate or a skipped Adam update would show here at once: the
     # batch losses are O(10) and differ by O(0.1) between different draws.
     device, action, _, _ = cuda_setup
-    plain, graphed = _graph_pair(device, action)
+    plain, graphed = _graph_pair(device, action, spectral_prior=spectral_prior)
     plain.train(), graphed.train()
     assert graphed.uses_cuda_graph and not plain.uses_cuda_graph
     loss = {t: torch.tensor([m["loss"] for m in t.history]) for t in (plain, graphed)}

@@ -151,3 +151,22 @@ def test_gauge_flows_written_before_the_stripe_order_load_in_ascending_order(tmp
     torch.testing.assert_close(loaded.flow(z), model.flow(z))
     with pytest.raises(ValueError, match="offset_step"):  # not today's default architecture
         load_checkpoint(path, architecture=U1FlowConfig(L=4, n_layers=8, hidden=(4,)))
+
+
+def test_spectral_prior_round_trip_and_older_files_without_the_field(tmp_path):
+    model = build_real_nvp(L=4, n_layers=2, hidden=(4,), spectral_prior=True, seed=3)
+    with torch.no_grad():
+        for p in model.prior.parameters():
+            p.add_(0.1)  # a trained-looking spectrum, not the identity start
+    path = save_checkpoint(tmp_path / "s.safetensors", model, Phi4Action(-4.0, 8.0), steps=1)
+    loaded, meta = load_checkpoint(path, architecture=model.config)
+    assert meta["architecture"]["spectral_prior"] is True
+    x = torch.randn(3, 4, 4)
+    assert torch.equal(loaded.log_prob(x), model.log_prob(x))
+    with pytest.raises(ValueError, match="spectral_prior"):
+        load_checkpoint(path, architecture=RealNVPConfig(L=4, n_layers=2, hidden=(4,)))
+    # the shipped flows were written before the field existed: they read as white-noise priors
+    assert (
+        read_metadata(pretrained_path("phi4_L8_m2-4_lam8"))["architecture"]["spectral_prior"]
+        is False
+    )

@@ -6,7 +6,14 @@
 from .base import Flow, FlowModel
 from .coupling import AffineCoupling
 from .nets import ConvNet, PeriodicConv2d, periodic_pad
-from .priors import HaarLinkPrior, HaarPrior, NormalPrior, UniformAnglePrior
+from .priors import (
+    HaarLinkPrior,
+    HaarPrior,
+    NormalPrior,
+    SpectralNormalPrior,
+    UniformAnglePrior,
+    momentum_features,
+)
 from .realnvp import RealNVPConfig, build_real_nvp, transfer_real_nvp
 from .splines import CircularSplineKernel, IntervalSplineKernel
 from .sun import (
@@ -42,6 +49,8 @@ __all__ = [
     "PeriodicConv2d",
     "periodic_pad",
     "NormalPrior",
+    "SpectralNormalPrior",
+    "momentum_features",
     "RealNVPConfig",
     "build_real_nvp",
     "transfer_real_nvp",

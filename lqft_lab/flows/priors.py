@@ -21,7 +21,14 @@ from torch import nn
 from ..lattice import lattice_shape as _lattice_shape
 from ..sun import haar
 
-__all__ = ["NormalPrior", "UniformAnglePrior", "HaarPrior", "HaarLinkPrior"]
+__all__ = [
+    "NormalPrior",
+    "SpectralNormalPrior",
+    "UniformAnglePrior",
+    "HaarPrior",
+    "HaarLinkPrior",
+    "momentum_features",
+]
 
 
 class NormalPrior(nn.Module):
@@ -54,6 +61,82 @@ class NormalPrior(nn.Module):
         n = math.prod(self.lattice_shape)
         quad = (z / self.sigma).pow(2).flatten(1).sum(dim=1)
         return -0.5 * quad - n * (math.log(self.sigma) + 0.5 * math.log(2 * math.pi))
+
+
+def momentum_features(lattice_shape: Sequence[int]) -> torch.Tensor:
+    """``(*lattice, 2)`` lattice-momentum invariants of every Fourier mode, each in ``[0, 1]``.
+
+    With ``p̂_μ = 2 sin(k_μ/2)`` for ``k_μ = 2π n_μ / L_μ``: ``Σ_μ p̂_μ² / (4d)`` (the free
+    lattice Laplacian's eigenvalue, scaled) and ``Σ_μ p̂_μ⁴ / (16d)`` (the leading term that
+    tells the lattice's axes from its diagonals). Both are even in ``k`` and invariant under
+    the lattice's rotations and reflections, so any function of them is too.
+    """
+    shape = _lattice_shape(tuple(lattice_shape))
+    d = len(shape)
+    axes = [(2 * torch.sin(math.pi * torch.arange(n, dtype=torch.float64) / n)) ** 2 for n in shape]
+    grids = torch.meshgrid(*axes, indexing="ij")
+    p2 = sum(grids) / (4 * d)
+    p4 = sum(g**2 for g in grids) / (16 * d)
+    return torch.stack([p2, p4], dim=-1).float()
+
+
+class SpectralNormalPrior(nn.Module):
+    """A Gaussian field with a learned, translation-invariant covariance.
+
+    ``z = F⁻¹[exp(a(k)) F[ε]]`` with white noise ``ε ~ N(0, 1)`` at every site: the
+    covariance is diagonal in momentum space with variance ``exp(2 a(k))`` per mode. ``a`` is a
+    small network of the lattice-momentum invariants (:func:`momentum_features`), so the prior
+    respects the lattice's translations, rotations and reflections, and the same weights
+    define it at any lattice size (a flow built on it still transfers across volumes).
+
+    Why: a free field is exactly such a Gaussian, with ``exp(-2a) = 2(p̂² + m²)`` in
+    :class:`~lqft_lab.actions.Phi4Action`'s normalisation. Near a critical point the long-range
+    part of the correlations is nearly Gaussian, and local coupling layers build it only
+    slowly; a prior that carries it leaves the couplings the short-range interaction. (The
+    same idea as starting a flow from the free theory, e.g. Gerdes et al., arXiv:2207.00283,
+    with the spectrum learned instead of fixed.) The last layer of ``a`` starts at zero, so
+    the untrained prior is :class:`NormalPrior`'s ``N(0, 1)``.
+
+    Args:
+        lattice_shape: lattice extents, e.g. ``(8, 8)``.
+        spectrum: a module mapping ``(..., 2)`` momentum features to ``(..., 1)`` log-scales
+            ``a``; ``None`` builds the default MLP ``2 → 16 → 16 → 1`` with tanh.
+    """
+
+    def __init__(self, lattice_shape: Sequence[int], spectrum: nn.Module | None = None):
+        super().__init__()
+        self.lattice_shape = _lattice_shape(tuple(lattice_shape))
+        if spectrum is None:
+            spectrum = nn.Sequential(
+                nn.Linear(2, 16), nn.Tanh(), nn.Linear(16, 16), nn.Tanh(), nn.Linear(16, 1)
+            )
+            nn.init.zeros_(spectrum[-1].weight)
+            nn.init.zeros_(spectrum[-1].bias)
+        self.spectrum = spectrum
+        # Not persistent: it depends on the lattice size, the weights do not.
+        self.register_buffer("features", momentum_features(self.lattice_shape), persistent=False)
+
+    def log_scale(self) -> torch.Tensor:
+        """``a(k)`` on the full momentum grid, shape ``lattice_shape``."""
+        return self.spectrum(self.features).squeeze(-1)
+
+    def _scale(self, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        dims = tuple(range(-len(self.lattice_shape), 0))
+        return torch.fft.ifftn(torch.fft.fftn(z, dim=dims) * torch.exp(a), dim=dims).real
+
+    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        f = self.features
+        eps = torch.randn(
+            (batch_size, *self.lattice_shape), generator=generator, device=f.device, dtype=f.dtype
+        )
+        return self._scale(eps, self.log_scale())
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        a = self.log_scale()
+        eps = self._scale(z, -a)
+        n = math.prod(self.lattice_shape)
+        quad = eps.pow(2).flatten(1).sum(dim=1)
+        return -0.5 * quad - a.sum() - 0.5 * n * math.log(2 * math.pi)
 
 
 class UniformAnglePrior(nn.Module):

@@ -3,6 +3,8 @@
 ``RealNVPConfig`` is the architecture (stored in checkpoints); ``build_real_nvp`` turns it
 into a :class:`~lqft_lab.flows.base.FlowModel` with a unit normal prior. Defaults reproduce
 arXiv:2101.08176: 16 layers, conv hidden channels ``[8, 8]``, kernel 3, final tanh.
+``spectral_prior=True`` replaces the white-noise prior by a Gaussian with a learned
+momentum-space spectrum (:class:`~lqft_lab.flows.priors.SpectralNormalPrior`).
 """
 
 from __future__ import annotations
@@ -15,20 +17,26 @@ from ..lattice import checkerboard, lattice_shape
 from .base import Flow, FlowModel
 from .coupling import AffineCoupling
 from .nets import ConvNet
-from .priors import NormalPrior
+from .priors import NormalPrior, SpectralNormalPrior
 
 __all__ = ["RealNVPConfig", "build_real_nvp", "transfer_real_nvp"]
 
 
 @dataclass(frozen=True)
 class RealNVPConfig:
-    """Architecture of a checkerboard real NVP flow on an ``L × L`` lattice."""
+    """Architecture of a checkerboard real NVP flow on an ``L × L`` lattice.
+
+    ``spectral_prior``: draw the couplings' input from a Gaussian whose momentum-space
+    spectrum is learned (:class:`~lqft_lab.flows.priors.SpectralNormalPrior`) instead of
+    ``N(0, 1)`` at every site. It adds 337 weights and a field-independent log-determinant.
+    """
 
     L: int = 8
     n_layers: int = 16
     hidden: tuple[int, ...] = field(default=(8, 8))
     kernel_size: int = 3
     final_tanh: bool = True
+    spectral_prior: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
@@ -72,12 +80,13 @@ def build_real_nvp(
             mask = checkerboard(shape, parity=i % 2)
             net = ConvNet(1, 2, config.hidden, config.kernel_size, config.final_tanh)
             layers.append(AffineCoupling(net, mask))
-    model = FlowModel(NormalPrior(shape), Flow(layers))
+        prior = SpectralNormalPrior(shape) if config.spectral_prior else NormalPrior(shape)
+    model = FlowModel(prior, Flow(layers))
     model.config = config
     return model
 
 
-def transfer_real_nvp(model: FlowModel, L: int) -> FlowModel:
+def transfer_real_nvp(model: FlowModel, L: int, spectral_prior: bool | None = None) -> FlowModel:
     """The same flow on an ``L × L`` lattice: a copy sharing no storage with ``model``.
 
     Every network is a periodic convolution and every mask a checkerboard, so the weights
@@ -89,6 +98,10 @@ def transfer_real_nvp(model: FlowModel, L: int) -> FlowModel:
     Args:
         model: a flow from :func:`build_real_nvp` (it carries ``model.config``).
         L: the new lattice size (even, ≥ 2).
+        spectral_prior: ``True`` gives the copy a :class:`SpectralNormalPrior` (untrained: it
+            starts as ``N(0, 1)``, so the copy first samples what ``model`` does) when ``model``
+            has none; ``None`` keeps ``model``'s prior. A trained spectral prior is never
+            dropped: ``False`` on a model that has one raises.
 
     Returns:
         A new model on ``model``'s device and dtype, in ``model``'s train/eval mode.
@@ -96,14 +109,21 @@ def transfer_real_nvp(model: FlowModel, L: int) -> FlowModel:
     config = getattr(model, "config", None)
     if not isinstance(config, RealNVPConfig):
         raise TypeError("transfer_real_nvp needs a model built by build_real_nvp (no .config)")
-    new = build_real_nvp(config, L=L)
+    if spectral_prior is None:
+        spectral_prior = config.spectral_prior
+    if config.spectral_prior and not spectral_prior:
+        raise ValueError("transfer_real_nvp would drop the model's trained spectral prior")
+    new = build_real_nvp(config, L=L, spectral_prior=spectral_prior)
     param = next(model.parameters())
     new.to(device=param.device, dtype=param.dtype)
     weights = {
         k: v.detach().clone() for k, v in model.state_dict().items() if not k.endswith(".mask")
     }
     missing, unexpected = new.load_state_dict(weights, strict=False)
-    if unexpected or any(not k.endswith(".mask") for k in missing):
+    added = spectral_prior and not config.spectral_prior  # the new prior keeps its own init
+    if unexpected or any(
+        not (k.endswith(".mask") or (added and k.startswith("prior."))) for k in missing
+    ):
         raise RuntimeError(f"weights do not fit: missing {missing}, unexpected {unexpected}")
     new.train(model.training)
     return new
