@@ -257,7 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--target-acceptance",
         type=float,
         default=None,
-        help="stop once the MH acceptance on 4096 fresh samples reaches this",
+        help="stop once the MH acceptance on 4096 fresh samples reaches this "
+        "(and 8192 more confirm it)",
     )
     tr.add_argument("--check-every", type=int, default=500, help="steps between acceptance checks")
     tr.add_argument("--device", choices=DEVICES, default="auto", help="where to train")

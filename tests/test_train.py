@@ -158,6 +158,40 @@ def test_train_to_acceptance_stops_at_the_first_check_that_meets_the_target():
     assert len(again) == 1 and again[0]["step"] == trainer.step
 
 
+def test_a_check_that_meets_the_target_is_confirmed_on_fresh_samples(monkeypatch):
+    # Scripted measurements: the screen at step 50 reads high (0.62) but its confirmation
+    # (0.45, on twice the samples) does not meet 0.5, so training goes on; at step 100 both
+    # meet it. Without confirmation the first lucky screen ends the training.
+    import lqft_lab.train as train_module
+
+    def run(confirm, readings):
+        trainer = _trainer(n_steps=1000)
+        queue = list(readings)
+        sizes = []
+
+        def scripted(model, action, n_samples, generator=None):
+            sizes.append(n_samples)
+            return {
+                "ess": 0.1,
+                "acceptance": queue.pop(0),
+                "loss": 0.0,
+                "loss_err": 0.0,
+                "n": n_samples,
+            }
+
+        monkeypatch.setattr(train_module, "evaluate", scripted)
+        checks = train_to_acceptance(trainer, 0.5, check_every=50, confirm=confirm)
+        return trainer, checks, sizes
+
+    trainer, checks, sizes = run(True, [0.1, 0.62, 0.45, 0.55, 0.52])
+    assert trainer.step == 100 and [c["step"] for c in checks] == [0, 50, 100]
+    assert [c["acceptance"] for c in checks] == [0.1, 0.45, 0.52]
+    assert checks[1]["screen"] == 0.62 and checks[2]["n"] == 8192 and "screen" not in checks[0]
+    assert sizes == [4096, 4096, 8192, 4096, 8192]
+    trainer, checks, _ = run(False, [0.1, 0.62])
+    assert trainer.step == 50 and checks[-1]["acceptance"] == 0.62
+
+
 def test_train_to_acceptance_restores_the_best_check_when_the_target_is_missed():
     trainer = _trainer(n_steps=100, lr=5e-3)
     snapshots = {0: [p.detach().clone() for p in trainer.model.parameters()]}
