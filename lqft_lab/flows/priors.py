@@ -90,9 +90,10 @@ class SpectralNormalPrior(nn.Module):
     define it at any lattice size (a flow built on it still transfers across volumes).
 
     Why: a free field is exactly such a Gaussian, with ``exp(-2a) = 2(p̂² + m²)`` in
-    :class:`~lqft_lab.actions.Phi4Action`'s normalisation. Near a critical point the long-range
-    part of the correlations is nearly Gaussian, and local coupling layers build it only
-    slowly; a prior that carries it leaves the couplings the short-range interaction. (The
+    :class:`~lqft_lab.actions.Phi4Action`'s normalisation, and any Gaussian prior of this form
+    can carry an interacting field's two-point function. Near a critical point that function
+    is long-ranged, which local coupling layers build only slowly, layer by layer; with a
+    prior that carries it the couplings are left the non-Gaussian rest. (The
     same idea as starting a flow from the free theory, e.g. Gerdes et al., arXiv:2207.00283,
     with the spectrum learned instead of fixed.) The last layer of ``a`` starts at zero, so
     the untrained prior is :class:`NormalPrior`'s ``N(0, 1)``.
