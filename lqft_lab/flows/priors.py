@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..exact import lattice_momentum_squared
 from ..lattice import lattice_shape as _lattice_shape
 from ..sun import haar
 
@@ -73,7 +74,8 @@ def momentum_features(lattice_shape: Sequence[int]) -> torch.Tensor:
     """
     shape = _lattice_shape(tuple(lattice_shape))
     d = len(shape)
-    axes = [(2 * torch.sin(math.pi * torch.arange(n, dtype=torch.float64) / n)) ** 2 for n in shape]
+    # p̂_μ² along each axis, as the exact free-field solution defines it
+    axes = [torch.from_numpy(lattice_momentum_squared((n,))) for n in shape]
     grids = torch.meshgrid(*axes, indexing="ij")
     p2 = sum(grids) / (4 * d)
     p4 = sum(g**2 for g in grids) / (16 * d)
