@@ -218,6 +218,28 @@ def test_ncp_single_projection_is_the_tan_formula():
     assert torch.allclose(logd, torch.log(expected), atol=1e-12, rtol=0)
 
 
+@pytest.mark.parametrize("a", [-8.0, -12.0, 8.0, 40.0])
+def test_ncp_is_accurate_in_float32_for_sharp_maps(a):
+    # s = softplus(a + log(e - 1)) from ~3e-4 (a = -8) to 40: maps that squeeze or stretch the
+    # circle hard, as a U(1) flow at beta = 6 learns. Near x = ±pi the full-angle form of
+    # g_s' cancelled in float32 (1 + s^2 rounds to 1) and gave h' = inf; the half-angle form
+    # must agree with float64 everywhere, ±pi included. The float64 reference takes the same
+    # float32 inputs: with slopes up to 1/s ~ 1e5 the rounding of x alone moves h(x) by 1e-2.
+    kernel = NCPKernel(2, rotation=True)
+    x = torch.cat([torch.linspace(-math.pi, math.pi, 201), torch.tensor([3.1415925, -3.1415925])])
+    x = x.expand(2, -1)
+    params = torch.zeros(2, kernel.n_params, x.shape[1])
+    params[:, :2] = a
+    params[1, 1] = 0.0  # the second map of batch entry 1 is a mild one
+    y64, logd64 = kernel(x.double(), params.double())
+    y32, logd32 = kernel(x, params)
+    assert torch.isfinite(logd32).all() and torch.isfinite(y32).all()
+    assert torch.allclose(logd32.double(), logd64, atol=1e-4, rtol=0)
+    assert _mod2pi_err(y32.double(), y64) < 1e-4
+    x_back, logd_inv = kernel.inverse(y32, params)
+    assert torch.isfinite(logd_inv).all() and torch.isfinite(x_back).all()
+
+
 def test_spline_interpolates_its_knots():
     kernel = CircularSplineKernel(5, rotation=True)
     params = _kernel_params(kernel, 1, scale=1.5)

@@ -174,12 +174,15 @@ class NCPKernel(nn.Module):
     One projection (arXiv:2002.02428; arXiv:2003.06413),
 
         g_s(x) = 2 atan(s tan(x/2))
-               = x + 2 atan[(s - 1) sin x / ((1 + s) + (1 - s) cos x)],
-        g_s'(x) = 2s / ((1 + s²) + (1 - s²) cos x),
+               = x + 2 atan[(s - 1) sin(x/2) cos(x/2) / (cos²(x/2) + s sin²(x/2))],
+        g_s'(x) = s / (cos²(x/2) + s² sin²(x/2)),
 
-    is written in the second form, smooth through ``x = ±π`` (the denominator is at least
-    ``2 min(1, s) > 0``) and lifted, ``g_s(x + 2π) = g_s(x) + 2π``; ``g_s(0) = 0``,
-    ``g_s(±π) = ±π`` and ``min(s, 1/s) ≤ g_s' ≤ max(s, 1/s)``. The kernel is
+    is written in the second form, smooth through ``x = ±π`` and lifted,
+    ``g_s(x + 2π) = g_s(x) + 2π``; ``g_s(0) = 0``, ``g_s(±π) = ±π`` and
+    ``min(s, 1/s) ≤ g_s' ≤ max(s, 1/s)``. Both denominators are sums of non-negative terms.
+    The equivalent full-angle form ``2s / ((1 + s²) + (1 - s²) cos x)`` cancels near
+    ``x = ±π``: in float32 ``1 + s²`` rounds to 1 for ``s < 2.4·10⁻⁴``, and the derivative came
+    out infinite there, a sharply peaked map that U(1) flows reach at ``β = 6``. The kernel is
 
         h(x) = Σ_k w_k g_{s_k}(x) + t,     log h'(x) = log Σ_k w_k g_{s_k}'(x),
 
@@ -222,9 +225,10 @@ class NCPKernel(nn.Module):
     def _mixture(x: torch.Tensor, s: torch.Tensor, w: torch.Tensor):
         """``Σ_k w_k g_{s_k}(x)`` and its derivative; ``x: (B, ...)``, ``s, w: (B, K, ...)``."""
         x = x.unsqueeze(1)  # (B, 1, ...)
-        cos, sin = torch.cos(x), torch.sin(x)
-        g = x + 2 * torch.atan((s - 1) * sin / ((1 + s) + (1 - s) * cos))
-        dg = 2 * s / ((1 + s * s) + (1 - s * s) * cos)
+        ch, sh = torch.cos(0.5 * x), torch.sin(0.5 * x)  # half angles: no cancellation
+        ch2, sh2 = ch * ch, sh * sh
+        g = x + 2 * torch.atan((s - 1) * sh * ch / (ch2 + s * sh2))
+        dg = s / (ch2 + s * s * sh2)
         return (w * g).sum(dim=1), (w * dg).sum(dim=1)
 
     def forward(self, x: torch.Tensor, params: torch.Tensor):
