@@ -395,9 +395,11 @@ def test_notebook_02_records(notebook_metrics):
     assert figures["logZ_err"] < 0.05
     assert figures["n_proposals"] >= 10_000 and figures["ess_samples"] >= 4096
     # Fast mode starts from the shipped flow (data/models/u1_L8_b2); its quality is part of
-    # what the lab ships (ESS 0.30, acceptance 0.43 when saved; 0.32 and 0.43 in fast mode).
+    # what the lab ships (ESS 0.44, acceptance 0.505 when saved; 0.43 and 0.50 in fast mode).
+    # The ESS of 8192 samples scatters by a few hundredths, the acceptance of 25 600
+    # proposals by less than 0.01: the bounds sit well below both.
     assert figures["pretrained"] is True
-    assert figures["ess"] >= 0.22 and 0.35 <= figures["acceptance"] <= 1
+    assert figures["ess"] >= 0.33 and 0.45 <= figures["acceptance"] <= 1
     # Topological freezing: HMC's tau_int(Q) grows by more than 10x from beta = 2 to 6, and
     # HMC and the heatbath reproduce the exact plaquette at beta = 2 where Q moves freely.
     assert figures["tau_Q_hmc_b6"] > 10 * figures["tau_Q_hmc_b2"]
