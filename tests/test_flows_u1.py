@@ -220,7 +220,7 @@ def test_ncp_single_projection_is_the_tan_formula():
 
 @pytest.mark.parametrize("a", [-8.0, -12.0, 8.0, 40.0])
 def test_ncp_is_accurate_in_float32_for_sharp_maps(a):
-    # s = softplus(a + log(e - 1)) from ~3e-4 (a = -8) to 40: maps that squeeze or stretch the
+    # s = softplus(a + log(e - 1)) from ~1e-5 (a = -12) to 40: maps that squeeze or stretch the
     # circle hard, as a U(1) flow at beta = 6 learns. Near x = ±pi the full-angle form of
     # g_s' cancelled in float32 (1 + s^2 rounds to 1) and gave h' = inf; the half-angle form
     # must agree with float64 everywhere, ±pi included. The float64 reference takes the same
