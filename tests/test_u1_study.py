@@ -12,7 +12,7 @@ import math
 import pytest
 import torch
 
-from lqft_lab.actions import U1WilsonAction, gauge_transform, wrap_angle
+from lqft_lab.actions import U1WilsonAction
 from lqft_lab.exact import u1_log_z, u1_plaquette, u1_topological_susceptibility
 from lqft_lab.flows import RealNVPConfig, build_u1_flow
 from lqft_lab.io import load_checkpoint, pretrained_path, read_metadata, save_checkpoint
@@ -113,10 +113,10 @@ def test_u1_flow_checkpoint_round_trip(tmp_path):
 
 
 @pytest.mark.parametrize("beta", [2.0, 4.0, 6.0])
-def test_shipped_u1_flows_are_equivariant_and_as_good_as_recorded(beta):
-    """data/models/u1_L8_b<β> (notebook 02's flows): the right action, exact gauge
-    equivariance, a fresh-sample loss that agrees with the one recorded, and the
-    variational bound KL(q‖p) = loss + log Z ≥ 0 against the exact log Z."""
+def test_shipped_u1_flows_are_as_good_as_recorded(beta):
+    """data/models/u1_L8_b<β> (notebook 02's flows): the right action, a fresh-sample loss
+    that agrees with the one recorded, and the variational bound KL(q‖p) = loss + log Z ≥ 0
+    against the exact log Z. (Gauge equivariance holds for any weights: test_flows_u1.py.)"""
     L = 8
     action = U1WilsonAction(beta)
     model, meta = load_checkpoint(pretrained_path(f"u1_L{L}_b{beta:g}"), action=action)
@@ -126,16 +126,7 @@ def test_shipped_u1_flows_are_equivariant_and_as_good_as_recorded(beta):
     # Independent samples on both sides: the difference has the combined standard error.
     sigma = math.hypot(fresh["loss_err"], recorded["loss_err"])
     assert abs(fresh["loss"] - recorded["loss"]) < 4 * sigma, (fresh["loss"], recorded["loss"])
-    # The flow's log q is a density in dθ, the exact Z is in the Haar measure dθ/2π per link.
-    log_z_dtheta = u1_log_z(beta, L) + 2 * L * L * math.log(2 * math.pi)
+    # The flow's log q is a density in dθ (the prior's constant log q = -n_links log 2π);
+    # the exact Z is in the Haar measure dθ/2π per link.
+    log_z_dtheta = u1_log_z(beta, L) + model.prior.n_links * math.log(2 * math.pi)
     assert fresh["loss"] + log_z_dtheta > -4 * fresh["loss_err"]
-
-    model = model.double()
-    gen = torch.Generator().manual_seed(12)
-    with torch.no_grad():
-        z = model.prior.sample(2, generator=gen)
-        alpha = (2 * torch.rand(2, L, L, generator=gen, dtype=torch.float64) - 1) * math.pi
-        x, logJ = model.flow(z)
-        x_g, logJ_g = model.flow(gauge_transform(z, alpha))
-    assert wrap_angle(x_g - gauge_transform(x, alpha)).abs().max() < 1e-9
-    assert (logJ_g - logJ).abs().max() < 1e-8
