@@ -16,6 +16,7 @@ from lqft_lab.flows import (
     NCPKernel,
     U1FlowConfig,
     UniformAnglePrior,
+    add_loops_2x1,
     build_u1_flow,
     stripe_offset,
     u1_masks,
@@ -54,6 +55,9 @@ FLOWS = {
     "layer_mu1_one_component": lambda: _layer(1, 2, n_mixture=1, rotation=False),
     "two_layers": lambda: Flow([_layer(0, 0), _layer(1, 3, n_mixture=3)]),
     "full_cycle": lambda: build_u1_flow(L, n_layers=8, hidden=(8,), seed=0).flow,
+    "loops_2x1_full_cycle": lambda: (
+        build_u1_flow(L, n_layers=8, hidden=(8,), loops_2x1=True, seed=0).flow
+    ),
     "spline_layer_mu1": lambda: _layer(1, 0, kernel=CircularSplineKernel(4)),
     "spline_full_cycle": lambda: (
         build_u1_flow(L, n_layers=8, kernel="spline", n_bins=4, hidden=(8,), seed=0).flow
@@ -65,13 +69,16 @@ FLOWS = {
 # are ratios of two softmaxes (bin heights over widths), so the same weight noise gives far
 # more extreme slopes than the NCP's softplus: 0.3 drives stacked splines to h' ~ e^-12 and
 # round trips to 1e-3. 0.1 still moves every layer well away from the identity (|logJ| > 1).
-SCALE = {"ncp": 0.3, "spline": 0.1}
+# With the 2×1 loops the first convolution sums four input channels, not two: noise scaled
+# by 1/√2 keeps its output spread (at the full 0.3, 16 layers invert only to 1e-8).
+SCALE = {"ncp": 0.3, "spline": 0.1, "ncp_loops_2x1": 0.3 / math.sqrt(2)}
 
 
 @pytest.fixture(params=sorted(FLOWS))
 def flow(request):
     torch.manual_seed(0)
-    scale = SCALE["spline" if request.param.startswith("spline") else "ncp"]
+    kind = "spline" if request.param.startswith("spline") else "ncp"
+    scale = SCALE[kind + ("_loops_2x1" if "loops_2x1" in request.param else "")]
     return _randomised(FLOWS[request.param]().double(), scale=scale)
 
 
@@ -390,10 +397,51 @@ def test_layer_sets_the_active_plaquettes_and_touches_nothing_else(mu, offset):
     assert torch.equal(x[:, ~masks.links], z[:, ~masks.links])
 
 
-@pytest.mark.parametrize("kernel_name", ["ncp", "spline"])
+@pytest.mark.parametrize("mu, offset", [(0, 1), (1, 2)])
+def test_loop_features_are_the_active_passive_rectangle_and_the_layer_keeps_them(mu, offset):
+    kernel = NCPKernel(2)
+    net = ConvNet(4, kernel.n_params, (8,), 3, final_tanh=False)
+    masks = u1_masks((L, 8), mu, offset)
+    layer = _randomised(GaugeEquivariantCoupling(kernel, net, masks, loops_2x1=True).double())
+    z = _links(3, seed=12)
+    z = torch.cat([z, _links(3, seed=13)], dim=-1)  # a (4, 8) lattice: L0 != L1
+    p_z = plaquette_angles(z)
+    features = layer.features(p_z)
+    assert features.shape == (3, 4, L, 8)
+    # the passive plaquette is the active one's neighbour at -ν̂, ν = 1 - mu
+    below = torch.roll(masks.active, shifts=-1, dims=1 - mu)
+    assert torch.equal(below, masks.passive)
+    loop = p_z[:, masks.active] + p_z[:, masks.passive]  # same site order along the stripe
+    assert torch.allclose(features[:, 2][:, masks.active], torch.cos(loop), atol=1e-12)
+    assert torch.allclose(features[:, 3][:, masks.active], torch.sin(loop), atol=1e-12)
+    assert torch.equal(
+        features[:, 2:][:, :, ~masks.active], torch.zeros_like(features[:, 2:][:, :, ~masks.active])
+    )
+    assert torch.equal(features[:, :2], torch.stack([p_z.cos(), p_z.sin()], 1) * masks.frozen)
+    # the layer moves the active plaquettes but keeps every loop the conditioner saw
+    x, _ = layer(z)
+    p_x = plaquette_angles(x)
+    assert _mod2pi_err(p_x[:, masks.active], p_z[:, masks.active]) > 1e-2
+    assert torch.allclose(layer.features(p_x), features, atol=1e-12)
+    # and the loops matter: without them the same weights give another map
+    plain = layer.features
+    layer.features = lambda plaq: torch.cat([plain(plaq)[:, :2], 0 * plain(plaq)[:, 2:]], 1)
+    assert _mod2pi_err(layer(z)[0], x) > 1e-3
+
+
+@pytest.mark.parametrize("kernel_name", ["ncp", "spline", "ncp_loops_2x1"])
 def test_gauge_equivariance(kernel_name):
     # flow(gauge(θ)) = gauge(flow(θ)) mod 2π and logJ is gauge invariant, both ways
-    model = build_u1_flow(8, n_layers=16, kernel=kernel_name, n_bins=4, hidden=(8,), seed=3)
+    loops = kernel_name.endswith("loops_2x1")
+    model = build_u1_flow(
+        8,
+        n_layers=16,
+        kernel=kernel_name.removesuffix("_loops_2x1"),
+        n_bins=4,
+        hidden=(8,),
+        loops_2x1=loops,
+        seed=3,
+    )
     model = _randomised(model, scale=SCALE[kernel_name]).double()
     z = _links(3, size=8, seed=5)
     gen = torch.Generator().manual_seed(6)
@@ -523,3 +571,22 @@ def test_wrong_input_is_a_clear_error():
     wrong = GaugeEquivariantCoupling(NCPKernel(2), ConvNet(2, 3), u1_masks((L, L), 0, 0))
     with pytest.raises(ValueError, match="conditioner"):
         wrong(torch.zeros(2, 2, L, L))
+
+
+def test_add_loops_2x1_keeps_the_map_and_opens_the_loop_channels():
+    plain = _randomised(build_u1_flow(8, n_layers=8, hidden=(8,), seed=4)).double()
+    wider = add_loops_2x1(plain)
+    assert wider.config == dataclasses.replace(plain.config, loops_2x1=True)
+    assert next(wider.parameters()).dtype == torch.float64
+    z = _links(3, size=8, seed=14)
+    x, logJ = plain.flow(z)
+    x2, logJ2 = wider.flow(z)
+    assert _mod2pi_err(x2, x) < 1e-12 and torch.allclose(logJ2, logJ, atol=1e-12, rtol=0)
+    # the loop channels start at zero but train: they receive gradients
+    logJ2.sum().backward()
+    first = wider.flow.layers[0].conditioner[0].weight
+    assert first.shape[1] == 4 and first.grad[:, 2:].abs().sum() > 0
+    with pytest.raises(ValueError, match="already"):
+        add_loops_2x1(wider)
+    with pytest.raises(ValueError, match="build_u1_flow"):
+        add_loops_2x1(torch.nn.Linear(2, 2))

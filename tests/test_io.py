@@ -170,3 +170,24 @@ def test_spectral_prior_round_trip_and_older_files_without_the_field(tmp_path):
         read_metadata(pretrained_path("phi4_L8_m2-4_lam8"))["architecture"]["spectral_prior"]
         is False
     )
+
+
+def test_u1_loops_round_trip_and_older_files_without_the_field(tmp_path):
+    from lqft_lab.actions import U1WilsonAction
+    from lqft_lab.flows import U1FlowConfig, build_u1_flow
+
+    model = build_u1_flow(4, n_layers=8, hidden=(4,), loops_2x1=True, seed=2)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1)  # away from the identity start, so the loop channels matter
+    path = save_checkpoint(tmp_path / "u.safetensors", model, U1WilsonAction(2.0), steps=1)
+    loaded, meta = load_checkpoint(path, architecture=model.config)
+    assert meta["architecture"]["loops_2x1"] is True
+    z = model.prior.sample(3, generator=torch.Generator().manual_seed(4))
+    torch.testing.assert_close(loaded.flow(z), model.flow(z))
+    with pytest.raises(ValueError, match="loops_2x1"):
+        load_checkpoint(path, architecture=U1FlowConfig(L=4, n_layers=8, hidden=(4,)))
+    # the shipped flows were written before the field existed: their conditioners see
+    # plaquettes only
+    shipped, meta = load_checkpoint(pretrained_path("u1_L8_b2"))
+    assert meta["architecture"]["loops_2x1"] is False and shipped.config.loops_2x1 is False

@@ -35,6 +35,14 @@ had just transformed. At equal cost, stepping up trained to 1.7 times the KL div
 plaquette (SU(2), β = 4, 4 × 4, 800 steps) and to acceptance 0.14 instead of 0.25 (U(1),
 β = 2, L = 8, 600 steps).
 
+**2×1 loops** (``loops_2x1``, optional). The conditioner cannot see a layer's passive
+plaquettes, which its update moves by ``-Δ``. The 2×1 loop made of an active plaquette and
+the passive one below it does not hold the active link (the rung they share, with opposite
+signs), so it is unchanged by the layer and may condition it: given the loop, the kernel
+can place the active plaquette so that the passive one lands where the target wants it.
+Started from the same β = 2 flow and trained alike (8000 steps at β = 6, L = 8), the loops
+lowered the KL divergence from 4.90 to 4.35 nats per configuration.
+
 **Kernels** (circle maps ``(-π, π) → (-π, π)`` lifted to the real line, ``h(x + 2π) =
 h(x) + 2π``): ``kernel(x, params) -> (h(x), log h'(x))`` and ``kernel.inverse(y, params) ->
 (h⁻¹(y), -log h'(h⁻¹(y)))``, elementwise, ``params`` of shape ``(B, kernel.n_params, ...)``
@@ -69,6 +77,7 @@ __all__ = [
     "GaugeEquivariantCoupling",
     "U1FlowConfig",
     "build_u1_flow",
+    "add_loops_2x1",
 ]
 
 STRIPE_PERIOD = 4  # active, frozen, frozen, passive: the plaquette stripes of one layer
@@ -285,11 +294,13 @@ class GaugeEquivariantCoupling(StripeCoupling):
     Args:
         kernel: a circle map with ``n_params``, ``kernel(x, params)`` and
             ``kernel.inverse(y, params)``, e.g. :class:`NCPKernel`.
-        conditioner: maps the features ``(cos P, sin P)`` of the frozen plaquettes,
-            ``(B, 2, L0, L1)`` with the active and passive plaquettes zeroed, to the kernel's
-            parameters ``(B, kernel.n_params, L0, L1)``; e.g. a periodic :class:`ConvNet`.
+        conditioner: maps :meth:`features` (the ``(cos P, sin P)`` of the frozen plaquettes,
+            ``(B, 2, L0, L1)`` with the active and passive plaquettes zeroed, and with
+            ``loops_2x1`` two more channels) to the kernel's parameters
+            ``(B, kernel.n_params, L0, L1)``; e.g. a periodic :class:`ConvNet`.
         masks: from :func:`u1_masks`. They are rebuilt from the configuration, so they are
             buffers outside the ``state_dict``.
+        loops_2x1: feed the conditioner the 2×1 loops as well (:meth:`features`).
 
     Example:
         >>> layer = GaugeEquivariantCoupling(
@@ -298,9 +309,34 @@ class GaugeEquivariantCoupling(StripeCoupling):
         >>> x, logJ = layer(torch.rand(4, 2, 8, 8) * 6.28)
     """
 
-    def __init__(self, kernel: nn.Module, conditioner: nn.Module, masks: U1Masks):
+    def __init__(
+        self, kernel: nn.Module, conditioner: nn.Module, masks: U1Masks, loops_2x1: bool = False
+    ):
         super().__init__(kernel, conditioner, masks)
+        self.loops_2x1 = bool(loops_2x1)
         self.register_buffer("link_sign", masks.link_sign.clone(), persistent=False)
+        self.register_buffer("active", masks.active.clone(), persistent=False)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, loops_2x1={self.loops_2x1}"
+
+    def features(self, plaq: torch.Tensor) -> torch.Tensor:
+        """The conditioner's input, ``(B, 2, L0, L1)`` or ``(B, 4, L0, L1)``, from plaquettes.
+
+        Channels 0, 1: ``(cos P, sin P)`` on the frozen plaquettes, zero elsewhere. With
+        ``loops_2x1``, channels 2, 3: ``(cos W, sin W)`` on the active sites, where
+        ``W(x) = P(x) + P(x - ν̂)`` is the 2×1 loop made of the active plaquette and the
+        passive one below it. The active link is the rung they share, with opposite signs,
+        so ``W`` does not change in this layer: the kernel may depend on it and the layer
+        stays invertible. It tells the kernel where the passive plaquette sits, which it
+        cannot see otherwise: moving ``P`` by ``Δ`` moves the passive plaquette by ``-Δ``.
+        """
+        frozen = torch.where(self.frozen, torch.stack([torch.cos(plaq), torch.sin(plaq)], 1), 0.0)
+        if not self.loops_2x1:
+            return frozen
+        loop = plaq + torch.roll(plaq, shifts=1, dims=2 - self.mu)  # P(x) + P(x - ν̂)
+        pair = torch.stack([torch.cos(loop), torch.sin(loop)], dim=1)
+        return torch.cat([frozen, torch.where(self.active, pair, 0.0)], dim=1)
 
     def _couple(self, theta: torch.Tensor, inverse: bool) -> tuple[torch.Tensor, torch.Tensor]:
         check_links(theta)
@@ -311,8 +347,7 @@ class GaugeEquivariantCoupling(StripeCoupling):
             )
         B = theta.shape[0]
         plaq = _plaquette_angles(theta)  # (B, L0, L1), unwrapped
-        features = torch.stack([torch.cos(plaq), torch.sin(plaq)], dim=1)  # (B, 2, L0, L1)
-        params = self.conditioner(torch.where(self.frozen, features, 0.0))
+        params = self.conditioner(self.features(plaq))
         if params.shape[1] != self.kernel.n_params or params.shape[2:] != plaq.shape[1:]:
             raise ValueError(
                 f"the conditioner returned {tuple(params.shape)}, the kernel needs "
@@ -346,7 +381,9 @@ class U1FlowConfig:
     8 mask patterns), 2 NCP components with a rotation, conv hidden channels ``[8, 8]``,
     kernel 3, no final tanh (its range would cap ``s`` at ``softplus(±1)``).
     ``kernel="spline"`` uses :class:`CircularSplineKernel` with ``n_bins`` bins instead.
-    ``offset_step`` orders the stripe offsets (:func:`stripe_offset`).
+    ``offset_step`` orders the stripe offsets (:func:`stripe_offset`). ``loops_2x1`` adds the
+    2×1 loop through each active link's two plaquettes to the conditioner's input
+    (:meth:`GaugeEquivariantCoupling.features`).
     """
 
     L: int = 8
@@ -358,6 +395,7 @@ class U1FlowConfig:
     hidden: tuple[int, ...] = field(default=(8, 8))
     kernel_size: int = 3
     offset_step: int = -1
+    loops_2x1: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
@@ -402,7 +440,7 @@ def build_u1_flow(
         L: lattice size (a multiple of 4); overrides ``config.L``.
         config: the architecture; keyword ``overrides`` (``n_layers``, ``kernel``,
             ``n_mixture``, ``n_bins``, ``rotation``, ``hidden``, ``kernel_size``,
-            ``offset_step``) replace its fields.
+            ``offset_step``, ``loops_2x1``) replace its fields.
         seed: initialise the weights from this seed without touching the global RNG.
 
     Returns:
@@ -426,8 +464,35 @@ def build_u1_flow(
                 kernel = NCPKernel(config.n_mixture, config.rotation)
             else:
                 kernel = CircularSplineKernel(config.n_bins, config.rotation)
-            net = ConvNet(2, kernel.n_params, config.hidden, config.kernel_size, final_tanh=False)
-            layers.append(GaugeEquivariantCoupling(kernel, net, masks))
+            n_in = 4 if config.loops_2x1 else 2
+            net = ConvNet(n_in, kernel.n_params, config.hidden, config.kernel_size, False)
+            layers.append(GaugeEquivariantCoupling(kernel, net, masks, config.loops_2x1))
     model = FlowModel(UniformAnglePrior(shape), Flow(layers))
     model.config = config
     return model
+
+
+def add_loops_2x1(model: FlowModel) -> FlowModel:
+    """A copy of a plaquette-only U(1) flow whose conditioners also see the 2×1 loops.
+
+    The first convolution of every conditioner gains the two loop channels of
+    :meth:`GaugeEquivariantCoupling.features` with zero weights, so the copy is the same map
+    as ``model``: a starting point for training with loops from a flow trained without them
+    (the shipped ``data/models/u1_*`` flows, for instance).
+
+    Raises:
+        ValueError: ``model`` is not from :func:`build_u1_flow`, or already sees the loops.
+    """
+    config = getattr(model, "config", None)
+    if not isinstance(config, U1FlowConfig):
+        raise ValueError("add_loops_2x1 takes a U(1) flow built by build_u1_flow")
+    if config.loops_2x1:
+        raise ValueError("this flow's conditioners already see the 2×1 loops")
+    wider = build_u1_flow(config=config, loops_2x1=True, seed=0)  # weights replaced below
+    state = model.state_dict()
+    for name, tensor in wider.state_dict().items():
+        if tensor.shape != state[name].shape:  # a first convolution: (out, 4, k, k)
+            state[name] = torch.cat([state[name], tensor.new_zeros(tensor.shape)[:, 2:]], dim=1)
+    wider.load_state_dict(state)
+    parameter = next(model.parameters())
+    return wider.to(device=parameter.device, dtype=parameter.dtype).train(model.training)
