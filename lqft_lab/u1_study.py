@@ -29,7 +29,7 @@ from .analysis import GammaResult, gamma_method
 from .flows import build_u1_flow
 from .observables import plaquette, topological_charge
 from .samplers import HMC, FlowMetropolis, U1Heatbath, run_chain
-from .train import train_and_evaluate
+from .train import evaluate, train_and_evaluate
 
 __all__ = [
     "ALGORITHMS",
@@ -72,6 +72,7 @@ def train_u1_flow(
     model=None,
     device: str | torch.device = "cpu",
     progress: bool = False,
+    keep_better: bool = False,
 ):
     """Train a gauge-equivariant flow by reverse KL and measure it on fresh samples.
 
@@ -85,14 +86,29 @@ def train_u1_flow(
         n_layers, kernel: architecture passed to :func:`~lqft_lab.flows.build_u1_flow`.
         model: continue training this model instead of building a new one.
         n_eval: fresh samples for the final :func:`~lqft_lab.train.evaluate`.
+        keep_better: measure ``model`` on ``n_eval`` fresh samples before training too, and
+            if training left the reverse-KL loss higher, return the weights it started from.
+            At large β training can blow up and leave a flow worse than its start (at
+            β = 6, L = 8, the shipped flow went from 3.86 to 6.90 nats in 8000 steps of
+            batch 128 at 10⁻⁴); a long unattended run should not lose a good start to it.
+            Choosing between two flows on samples of their own does not touch the
+            exactness of flow-MH, which is exact for any flow.
 
     Returns:
-        ``(model, trainer, metrics)``, ``metrics`` from :func:`~lqft_lab.train.evaluate`.
+        ``(model, trainer, metrics)``, ``metrics`` from :func:`~lqft_lab.train.evaluate`
+        of the returned weights; with ``keep_better`` it also holds ``"kept"``
+        (``"trained"`` or ``"start"``) and ``"loss_trained"``.
     """
     action = U1WilsonAction(beta)
     if model is None:
         model = build_u1_flow(L, n_layers=n_layers, kernel=kernel, seed=seed)
-    return train_and_evaluate(
+    if keep_better:
+        model = model.to(device)
+        start = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        generator = torch.Generator(device=torch.device(device)).manual_seed(seed + 2)
+        before = evaluate(model, action, n_eval, generator=generator)
+        model.train()
+    model, trainer, metrics = train_and_evaluate(
         model,
         action,
         n_steps,
@@ -103,6 +119,16 @@ def train_u1_flow(
         device=device,
         progress=progress,
     )
+    if keep_better:
+        # a NaN loss (a non-finite weight) loses to any finite one
+        better = metrics["loss"] <= before["loss"] or math.isnan(before["loss"])
+        kept = "trained" if better else "start"
+        loss_trained = metrics["loss"]
+        if kept == "start":
+            model.load_state_dict(start)
+            metrics = before
+        metrics = {**metrics, "kept": kept, "loss_trained": loss_trained}
+    return model, trainer, metrics
 
 
 @dataclass(frozen=True)

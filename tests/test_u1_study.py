@@ -130,3 +130,22 @@ def test_shipped_u1_flows_are_as_good_as_recorded(beta):
     # the exact Z is in the Haar measure dθ/2π per link.
     log_z_dtheta = u1_log_z(beta, L) + model.prior.n_links * math.log(2 * math.pi)
     assert fresh["loss"] + log_z_dtheta > -4 * fresh["loss_err"]
+
+
+def test_keep_better_returns_the_start_when_training_makes_the_flow_worse(small_flow):
+    # lr = 0.3 wrecks a decent flow; keep_better must hand back the start's exact weights
+    start = {k: v.clone() for k, v in small_flow.state_dict().items()}
+    model = build_u1_flow(4, config=small_flow.config)
+    model.load_state_dict(start)
+    model, _, metrics = train_u1_flow(
+        4, 1.0, 30, seed=4, lr=0.3, n_eval=2048, model=model, keep_better=True
+    )
+    assert metrics["kept"] == "start"
+    assert not metrics["loss_trained"] <= metrics["loss"]  # worse, or NaN
+    assert all(torch.equal(v, start[k]) for k, v in model.state_dict().items())
+    # a fresh flow does improve in 100 ordinary steps, and then the trained weights stay
+    model, _, metrics = train_u1_flow(
+        4, 1.0, 100, seed=0, n_layers=8, n_eval=2048, keep_better=True
+    )
+    assert metrics["kept"] == "trained" and metrics["loss"] == metrics["loss_trained"]
+    assert 0.05 < metrics["acceptance"]
