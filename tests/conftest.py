@@ -17,11 +17,21 @@ NOTEBOOKS = ROOT / "notebooks"
 NOTEBOOK_OUT = ROOT / "build" / "notebooks-test"
 
 
+# nbval reads a cell's outputs after the kernel's reply and gives up when no message comes
+# for `output_timeout` seconds (5, fixed in nbval 0.11). Reading stops at the kernel's idle
+# message, so a longer wait costs nothing when all is well; 5 s once failed notebook 03's
+# sampler-table cell ("Timeout of 5 seconds exceeded waiting for output") in a run whose
+# other cells passed, and which passed when rerun.
+NBVAL_OUTPUT_TIMEOUT_S = 60
+
+
 def pytest_collection_modifyitems(items):
     """Mark nbval's notebook cells `notebooks`, so `-m "not notebooks"` skips all of them."""
     for item in items:
         if item.path.suffix == ".ipynb":
             item.add_marker(pytest.mark.notebooks)
+            if hasattr(item, "output_timeout"):
+                item.output_timeout = max(item.output_timeout, NBVAL_OUTPUT_TIMEOUT_S)
 
 
 @pytest.fixture(scope="session")
