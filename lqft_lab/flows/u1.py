@@ -464,8 +464,10 @@ def build_u1_flow(
                 kernel = NCPKernel(config.n_mixture, config.rotation)
             else:
                 kernel = CircularSplineKernel(config.n_bins, config.rotation)
-            n_in = 4 if config.loops_2x1 else 2
-            net = ConvNet(n_in, kernel.n_params, config.hidden, config.kernel_size, False)
+            n_in = 4 if config.loops_2x1 else 2  # (cos, sin) of plaquettes [and of the loops]
+            net = ConvNet(
+                n_in, kernel.n_params, config.hidden, config.kernel_size, final_tanh=False
+            )
             layers.append(GaugeEquivariantCoupling(kernel, net, masks, config.loops_2x1))
     model = FlowModel(UniformAnglePrior(shape), Flow(layers))
     model.config = config
