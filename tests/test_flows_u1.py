@@ -411,7 +411,9 @@ def test_loop_features_are_the_active_passive_rectangle_and_the_layer_keeps_them
     # the passive plaquette is the active one's neighbour at -ν̂, ν = 1 - mu
     below = torch.roll(masks.active, shifts=-1, dims=1 - mu)
     assert torch.equal(below, masks.passive)
-    loop = p_z[:, masks.active] + p_z[:, masks.passive]  # same site order along the stripe
+    # at these offsets each passive stripe lists its sites in the order of the active one
+    # above it (an active stripe at offset 0 would pair with the passive one at L - 1)
+    loop = p_z[:, masks.active] + p_z[:, masks.passive]
     assert torch.allclose(features[:, 2][:, masks.active], torch.cos(loop), atol=1e-12)
     assert torch.allclose(features[:, 3][:, masks.active], torch.sin(loop), atol=1e-12)
     assert torch.equal(

@@ -408,9 +408,9 @@ def test_notebook_02_records(notebook_metrics):
         assert abs(figures[f"plaq_pull_{alg}_b2"]) < 4, alg
     # The shipped flows at beta = 4 and 6 (data/models/u1_L8_b4, _b6) run flow-MH in the scan.
     # At beta = 4 the flow's chain is long enough for a converged tau_int(Q), and it is
-    # exact there: pulls within 4 sigma. Its tau (13.9 +- 1.7 when recorded) is below HMC's
+    # exact there: pulls within 4 sigma. Its tau (11.8 +- 1.4 when recorded) is below HMC's
     # (42.7 +- 7.6). At beta = 6 both taus are lower bounds, so they are not compared; what
-    # is compared is how often the charge moved: 996 times in the flow's 25 600 proposals
+    # is compared is how often the charge moved: 1274 times in the flow's 25 600 proposals
     # against 5 in HMC's 32 000 trajectories when recorded (the flow has the fewer steps).
     assert not figures["tau_Q_flow_b4_lower_bound"]
     for pull in ("plaq_pull_flow_b4", "chi_t_pull_flow_b4"):

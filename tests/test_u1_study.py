@@ -143,9 +143,8 @@ def test_keep_better_returns_the_start_when_training_makes_the_flow_worse(small_
     assert metrics["kept"] == "start"
     assert not metrics["loss_trained"] <= metrics["loss"]  # worse, or NaN
     assert all(torch.equal(v, start[k]) for k, v in model.state_dict().items())
-    # a fresh flow does improve in 100 ordinary steps, and then the trained weights stay
-    model, _, metrics = train_u1_flow(
-        4, 1.0, 100, seed=0, n_layers=8, n_eval=2048, keep_better=True
-    )
+    # from the identity start, a few ordinary steps help, and then the trained weights stay
+    model, _, metrics = train_u1_flow(4, 1.0, 30, seed=0, n_layers=2, n_eval=1024, keep_better=True)
     assert metrics["kept"] == "trained" and metrics["loss"] == metrics["loss_trained"]
-    assert 0.05 < metrics["acceptance"]
+    start = build_u1_flow(4, n_layers=2, seed=0).state_dict()  # what training started from
+    assert not all(torch.equal(v, start[k]) for k, v in model.state_dict().items())
