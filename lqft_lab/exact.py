@@ -56,6 +56,7 @@ from collections.abc import Sequence
 from numbers import Real
 
 import numpy as np
+from scipy.integrate import quad_vec
 from scipy.special import ive
 
 from .lattice import lattice_shape
@@ -76,6 +77,7 @@ __all__ = [
     "u1_wilson_loop",
     "u1_topological_susceptibility",
     "u1_topological_susceptibility_infinite_volume",
+    "u1_charge_distribution",
 ]
 
 
@@ -419,3 +421,92 @@ def u1_topological_susceptibility_infinite_volume(beta: float) -> float:
     i_n, n_max = _u1_bessel(beta)
     _, B = _u1_phi_moments(i_n, n_max)
     return float(B[0] / i_n[0]) / (4 * math.pi**2)
+
+
+def _u1_g_scaled(nu: np.ndarray, beta: float) -> np.ndarray:
+    """``e^{-β} g(ν) = e^{-β} ∫_{-π}^{π} dφ/(2π) e^{β cos φ} cos νφ`` for real ``ν >= 0``.
+
+    Schläfli's integral, ``I_ν(β) = (1/π)∫_0^π e^{β cos φ} cos νφ dφ
+    - (sin νπ/π) ∫_0^∞ e^{-β cosh t - νt} dt`` (DLMF 10.32.4), turns it into ``ive(ν, β)``
+    plus a remainder that vanishes at integer ``ν`` (where ``g(n) = I_n(β)``) and is at most
+    ``e^{-2β}/(πν)`` in size.
+    """
+    out = ive(nu, beta)
+    frac = nu != np.round(nu)
+    if frac.any():
+        v = nu[frac]
+        if beta == 0:
+            rest = 1 / v
+        else:
+
+            def integrand(t):
+                with np.errstate(over="ignore"):  # cosh(t) = inf far out: the integrand is 0
+                    return np.exp(-beta * (1 + np.cosh(t)) - v * t)
+
+            rest, _ = quad_vec(integrand, 0, np.inf, epsabs=1e-300, epsrel=1e-13)
+        out[frac] += np.sin(np.pi * v) / np.pi * rest
+    return out
+
+
+def u1_charge_distribution(
+    beta: float, L: int | Sequence[int], q_max: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact distribution ``P(Q)`` of the geometric topological charge in finite volume.
+
+    Fourier-inverting ``Z(θ) = Σ_n g_n(θ/2π)^V`` (comment block above :func:`u1_log_z`):
+    the sum over ``n`` and the integral over ``t = θ/2π ∈ [0, 1)`` join into one integral,
+
+        P(Q) = (1/Z) ∫_ℝ dν g(ν)^V cos 2πνQ,    g(ν) = ∫_{-π}^{π} dφ/(2π) e^{β cos φ} cos νφ,
+
+    i.e. ``2π`` times the density at ``2πQ`` of the sum of ``V`` independent angles, each
+    distributed as ``e^{β cos φ}`` on ``[-π, π)``: the plaquettes of the torus are independent
+    but for ``Σ_P wrap(θ_P) = 2πQ``. ``g(ν)^V`` is the Fourier transform of a density that
+    vanishes outside ``[-Vπ, Vπ]``, so the trapezoidal rule with step ``1/(V + 1)`` in ``ν``
+    is exact (its aliases fall outside that support); the sum stops where ``|g(ν)/g(0)|^V``
+    is negligible. ``Z = Σ_n I_n^V`` is computed separately, so ``Σ_Q P(Q) = 1`` and
+    ``Σ_Q Q² P(Q) = V χ_t`` (:func:`u1_topological_susceptibility`) are checks, not inputs.
+
+    Args:
+        beta, L: as for :func:`u1_log_z`.
+        q_max: return ``|Q| <= q_max``; default ``⌊V/2⌋``, every charge the lattice allows.
+
+    Returns:
+        ``(Q, P)``: integer charges ``-q_max, …, q_max`` and their probabilities (float64).
+        ``g(ν)`` is accurate to about ``1e-14`` relative and enters as its ``V``-th power,
+        so ``P`` is accurate to about ``V · 1e-13`` absolute (``3e-11`` at ``L = 16``); far
+        in the tails, where ``P`` is smaller than that, the values are rounding noise.
+
+    Raises:
+        ValueError: for bad couplings or lattices, or a negative ``q_max``.
+
+    References:
+        C. Bonati, P. Rossi, arXiv:1901.09830 (the θ-dependence this inverts);
+        DLMF 10.32.4 (Schläfli's integral for ``I_ν`` of real order).
+
+    Example:
+        >>> Q, P = u1_charge_distribution(6.0, 8, q_max=2)
+        >>> P.round(4).tolist()
+        [0.0009, 0.1359, 0.7263, 0.1359, 0.0009]
+    """
+    beta, V = _u1_validate(beta, L)
+    if q_max is None:
+        q_max = V // 2
+    if isinstance(q_max, bool) or not isinstance(q_max, (int, np.integer)) or q_max < 0:
+        raise ValueError(f"q_max must be a non-negative integer, got {q_max!r}")
+    i_n, n_max = _u1_bessel(beta)
+    z = _sum_over_z((i_n[: n_max + 1] / i_n[0]) ** V)  # Z / (e^β I_0)^V
+    # |g(ν)| <= ive(N, β) + e^{-2β}/(πN) for ν >= N: stop where the tail is below 1e-15
+    n_cut = 2
+    while True:
+        bound = (ive(n_cut, beta) + math.exp(-2 * beta) / (math.pi * n_cut)) / i_n[0]
+        if n_cut * bound**V < 1e-15 * (V - 1):
+            break
+        n_cut *= 2
+    m = V + 1  # trapezoid step 1/m in ν
+    nu = np.arange(n_cut * m + 1) / m
+    terms = (_u1_g_scaled(nu, beta) / i_n[0]) ** V  # (g(ν)/g(0))^V, even in ν
+    weights = np.full(nu.shape, 2.0 / m)
+    weights[0] = 1.0 / m
+    q = np.arange(int(q_max) + 1)
+    p = np.clip(np.cos(2 * np.pi * np.outer(q, nu)) @ (weights * terms) / z, 0.0, None)
+    return np.arange(-int(q_max), int(q_max) + 1), np.concatenate([p[:0:-1], p])  # P(-Q) = P(Q)

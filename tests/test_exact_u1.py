@@ -6,12 +6,16 @@
 * L = 2 and 3: exact Haar sampling (uniform links), 10⁶ configurations, reweighted by
   e^{-S}: log Z, plaquette, Wilson loops and ⟨Q²⟩ within 4σ.
 * The θ-vacuum integrals by scipy quadrature, and a finite-difference θ-derivative.
+* The charge distribution P(Q): normalised against Z and with second moment V χ_t (both
+  computed independently of it), the Irwin–Hall law at β = 0 in exact rationals, and the
+  reweighted Haar samples.
 * Derivative, infinite-volume and β = 0 limits, and bad input.
 """
 
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -20,6 +24,7 @@ from scipy import integrate, special
 
 from lqft_lab.actions import U1WilsonAction
 from lqft_lab.exact import (
+    u1_charge_distribution,
     u1_log_z,
     u1_plaquette,
     u1_plaquette_infinite_volume,
@@ -141,6 +146,9 @@ def test_haar_monte_carlo(haar_samples, L, beta):
     }
     if L == 3:  # on the 2×2 torus the 2×2 loop is the whole lattice: identically 1
         checks["w22"] = (s["w22"], u1_wilson_loop(beta, L, 2, 2))
+    charges, prob = u1_charge_distribution(beta, L, q_max=1)  # |Q| = 2 has P ~ 1e-5 at most
+    for q, p in zip(charges, prob, strict=True):
+        checks[f"P(Q={q})"] = ((np.round(s["Q"]) == q).astype(float), p)
     for name, (obs, exact) in checks.items():
         mean, err = _reweighted(w, obs)
         assert abs(mean - exact) < 4 * err, (name, mean, err, exact)
@@ -148,6 +156,59 @@ def test_haar_monte_carlo(haar_samples, L, beta):
     if L == 2:
         mean, err = _reweighted(w, s["Q"] ** 2 / V)
         assert abs(u1_topological_susceptibility_infinite_volume(beta) - mean) > 20 * err
+
+
+@pytest.mark.parametrize("L", [2, 3, (3, 5), 8, 16])
+@pytest.mark.parametrize("beta", [0.5, 2.0, 6.0])
+def test_charge_distribution_moments(beta, L):
+    """Σ_Q P(Q) = 1 and Σ_Q Q² P(Q) = V χ_t, with Z and χ_t from their own Bessel series."""
+    V = math.prod((L, L) if isinstance(L, int) else L)
+    charges, prob = u1_charge_distribution(beta, L)
+    assert charges.tolist() == list(range(-(V // 2), V // 2 + 1))
+    assert np.all(prob >= 0)
+    tol = 1e-13 * V  # g(ν) to ~1e-14 relative, raised to the V-th power
+    assert prob.sum() == pytest.approx(1.0, abs=tol)
+    # far in the tails P is below the accuracy: there it is rounding noise (clipped at 0),
+    # which the Q² weight would blow up; the true tail beyond 8 standard deviations is < 1e-14
+    q2 = V * u1_topological_susceptibility(beta, L)
+    bulk = np.abs(charges) <= 8 * math.sqrt(q2) + 4
+    assert np.all(prob[~bulk] < tol)
+    assert (charges[bulk] ** 2 * prob[bulk]).sum() == pytest.approx(q2, abs=tol)
+    # a smaller q_max returns the same numbers for the charges it keeps
+    few_q, few_p = u1_charge_distribution(beta, L, q_max=1)
+    np.testing.assert_array_equal(few_q, [-1, 0, 1])
+    np.testing.assert_allclose(few_p, prob[V // 2 - 1 : V // 2 + 2], rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("L", [2, 3, (2, 5), 4])
+def test_charge_distribution_at_strong_coupling_is_irwin_hall(L):
+    """At β = 0 the V wrapped plaquettes are uniform on [-π, π) but for Σ = 2πQ, so
+    P(Q) is the Irwin–Hall density of V uniforms on [0, 1) at Q + V/2 (exact rationals)."""
+    V = math.prod((L, L) if isinstance(L, int) else L)
+    charges, prob = u1_charge_distribution(0.0, L)
+
+    def irwin_hall(x: Fraction) -> Fraction:
+        k_max = math.floor(x)
+        terms = ((-1) ** k * math.comb(V, k) * (x - k) ** (V - 1) for k in range(k_max + 1))
+        return sum(terms, Fraction(0)) / math.factorial(V - 1)
+
+    expected = [float(irwin_hall(Fraction(int(q)) + Fraction(V, 2))) for q in charges]
+    np.testing.assert_allclose(prob, expected, rtol=0, atol=1e-14)
+
+
+def test_charge_distribution_freezes_and_spreads():
+    # weak coupling in a small box: every configuration has Q = 0
+    _, prob = u1_charge_distribution(50.0, 4, q_max=1)
+    assert prob[1] == pytest.approx(1.0, abs=1e-12) and prob[0] < 1e-12
+    # P(0) falls with the volume at fixed β as the charge spreads
+    p0 = [u1_charge_distribution(6.0, L, q_max=0)[1][0] for L in (4, 8, 16)]
+    assert p0[0] > p0[1] > p0[2] > 0.3
+
+
+@pytest.mark.parametrize("q_max", [-1, 1.5, True])
+def test_charge_distribution_bad_q_max_raises(q_max):
+    with pytest.raises(ValueError, match="q_max"):
+        u1_charge_distribution(1.0, 4, q_max=q_max)
 
 
 # --- (ii) derivatives ---------------------------------------------------------------------
@@ -269,7 +330,7 @@ def test_large_beta_is_finite():
 
 @pytest.mark.parametrize("beta", [-0.5, float("nan"), float("inf")])
 def test_bad_beta_raises(beta):
-    for fn in (u1_log_z, u1_plaquette, u1_topological_susceptibility):
+    for fn in (u1_log_z, u1_plaquette, u1_topological_susceptibility, u1_charge_distribution):
         with pytest.raises(ValueError, match="beta"):
             fn(beta, 4)
     for fn in (u1_plaquette_infinite_volume, u1_topological_susceptibility_infinite_volume):

@@ -9,15 +9,27 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
+from scipy import stats
 
-from lqft_lab.actions import U1WilsonAction
-from lqft_lab.exact import u1_log_z, u1_plaquette, u1_topological_susceptibility
+from lqft_lab.actions import Phi4Action, U1WilsonAction
+from lqft_lab.exact import (
+    u1_charge_distribution,
+    u1_log_z,
+    u1_plaquette,
+    u1_topological_susceptibility,
+)
 from lqft_lab.flows import RealNVPConfig, build_u1_flow
 from lqft_lab.io import load_checkpoint, pretrained_path, read_metadata, save_checkpoint
 from lqft_lab.train import evaluate
-from lqft_lab.u1_study import log_z_estimate, run_u1_algorithm, train_u1_flow
+from lqft_lab.u1_study import (
+    charge_distribution,
+    log_z_estimate,
+    run_u1_algorithm,
+    train_u1_flow,
+)
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +78,55 @@ def test_log_z_at_beta_zero_is_the_volume_of_the_torus():
     )
     assert 0 < est.error < 0.05
     assert abs(est.value) < 4 * est.error, est
+
+
+def test_charge_distribution_reweights_to_the_exact_one(small_flow):
+    L, beta = 4, 1.0
+    dist = charge_distribution(
+        small_flow, U1WilsonAction(beta), 8192, generator=torch.Generator().manual_seed(6)
+    )
+    assert dist.n == 8192 and dist.raw.sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(
+        dist.exact, u1_charge_distribution(beta, L, q_max=dist.charges[-1])[1]
+    )
+    for q in (-1, 0, 1):
+        i = q + dist.charges[-1]
+        assert dist.reweighted_err[i] < 0.1 * dist.exact[i]  # power: each P(Q) to 10%
+        assert abs(dist.reweighted[i] - dist.exact[i]) < 4 * dist.reweighted_err[i], (q, dist)
+    # the charge's KL divergence is part of the whole (data processing), and both are > 0
+    assert 0 < dist.kl_Q < dist.kl + 4 * dist.kl_err
+    assert dist.kl > 4 * dist.kl_err
+
+
+def test_charge_distribution_of_the_uniform_prior_at_beta_zero():
+    # All-zero conditioners make every NCP kernel the identity: q is the uniform prior,
+    # which is the β = 0 target, so KL = 0 exactly and the raw charges follow the exact
+    # P(Q) (Irwin–Hall): a χ² test of the whole chain links → Q → histogram.
+    model = build_u1_flow(4, n_layers=4, seed=0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+    dist = charge_distribution(
+        model, U1WilsonAction(0.0), 8192, generator=torch.Generator().manual_seed(1)
+    )
+    # up to float32 rounding of log q = -2V log 2π ≈ -58.8 (ulp 4e-6)
+    assert dist.kl == pytest.approx(0.0, abs=1e-5) and dist.kl_err < 1e-5
+    np.testing.assert_allclose(dist.reweighted, dist.raw, atol=1e-12)
+    counts = dist.raw * dist.n
+    expected = dist.exact * dist.n
+    big = expected >= 5  # the far tails, where fewer are expected, become one bin
+    obs, exp = counts[big], expected[big]
+    if not big.all():
+        obs, exp = np.append(obs, counts[~big].sum()), np.append(exp, expected[~big].sum())
+    exp *= obs.sum() / exp.sum()  # the exact P beyond ±q_max is below 1e-6
+    assert stats.chisquare(obs, exp).pvalue > 1e-3
+
+
+def test_charge_distribution_rejects_bad_input(small_flow):
+    with pytest.raises(TypeError, match="U1WilsonAction"):
+        charge_distribution(small_flow, Phi4Action(-4.0, 8.0), 16)
+    with pytest.raises(ValueError, match="n_samples"):
+        charge_distribution(small_flow, U1WilsonAction(1.0), 1)
 
 
 def test_hmc_and_heatbath_runs_report_exact_physics_at_beta_one():
