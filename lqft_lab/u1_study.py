@@ -289,20 +289,33 @@ def log_z_estimate(
     Returns:
         A :class:`LogZEstimate`.
     """
-    logw = []
-    for start in range(0, n_samples, batch_size):
-        x, logq = model.sample(min(batch_size, n_samples - start), generator=generator)
-        logw.append((-action(x) - logq).double().cpu())
-    logw = torch.cat(logw)
+    logw, _ = _fresh_log_weights(model, action, n_samples, generator, batch_size)
     n = logw.numel()
     log_mean_w = float(torch.logsumexp(logw, 0) - math.log(n))
     w = torch.exp(logw - logw.max())  # rescaled weights; ratios are what matter
     ess = float(w.sum() ** 2 / (n * (w**2).sum()))
     # var(mean w)/mean(w)² = (⟨w²⟩/⟨w⟩² - 1)/N = (1/ESS - 1)/N
     error = math.sqrt(max(1 / ess - 1, 0.0) / n)
-    n_links = x[0].numel()
-    offset = n_links * math.log(2 * math.pi)
+    offset = _lebesgue_offset(model)
     return LogZEstimate(log_mean_w - offset, error, ess, n, offset)
+
+
+def _lebesgue_offset(model) -> float:
+    """``n_links · log 2π``: a flow's ``logq`` (per ``dθ``) minus the Haar-normalised one."""
+    return math.prod(model.lattice_shape) * math.log(2 * math.pi)
+
+
+@torch.no_grad()
+def _fresh_log_weights(model, action, n_samples: int, generator, batch_size: int, observable=None):
+    """``log w = -S - logq`` of ``n_samples`` fresh draws (float64, on the CPU), and
+    ``observable(x)`` of the same draws (or None), drawn ``batch_size`` at a time."""
+    logw, obs = [], []
+    for start in range(0, n_samples, batch_size):
+        x, logq = model.sample(min(batch_size, n_samples - start), generator=generator)
+        logw.append((-action(x) - logq).double().cpu())
+        if observable is not None:
+            obs.append(observable(x).cpu())
+    return torch.cat(logw), (torch.cat(obs) if observable is not None else None)
 
 
 @dataclass(frozen=True)
@@ -359,13 +372,16 @@ def charge_distribution(
         raise TypeError(f"action must be a U1WilsonAction, got {type(action).__name__}")
     if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 2:
         raise ValueError(f"n_samples must be an integer >= 2, got {n_samples!r}")
-    charge, logw = [], []
-    for start in range(0, n_samples, batch_size):
-        x, logq = model.sample(min(batch_size, n_samples - start), generator=generator)
-        charge.append(torch.round(topological_charge(x)).long().cpu())
-        logw.append((-action(x) - logq).double().cpu())
-    charge, logw = torch.cat(charge).numpy(), torch.cat(logw).numpy()
-    L0, L1 = x.shape[-2:]
+    logw, charge = _fresh_log_weights(
+        model,
+        action,
+        n_samples,
+        generator,
+        batch_size,
+        observable=lambda x: torch.round(topological_charge(x)).long(),
+    )
+    logw, charge = logw.numpy(), charge.numpy()
+    lattice = tuple(model.lattice_shape[-2:])  # (L0, L1) of the links (2, L0, L1)
     if not np.all(np.isfinite(logw)):
         raise ValueError("the flow produced a non-finite log-weight; it cannot be measured")
     q_max = max(3, int(np.abs(charge).max()))
@@ -377,8 +393,8 @@ def charge_distribution(
     # delta method for a ratio of means: var = E[w² (1 - P)²]/(N E[w]²) per charge
     resid = onehot - reweighted[None, :]
     reweighted_err = np.sqrt((w[:, None] ** 2 * resid**2).mean(axis=0) / len(w)) / w.mean()
-    _, p_exact = exact.u1_charge_distribution(action.beta, (int(L0), int(L1)), q_max=q_max)
-    log_z = exact.u1_log_z(action.beta, (int(L0), int(L1))) + x[0].numel() * math.log(2 * math.pi)
+    _, p_exact = exact.u1_charge_distribution(action.beta, lattice, q_max=q_max)
+    log_z = exact.u1_log_z(action.beta, lattice) + _lebesgue_offset(model)
     kl_samples = -logw + log_z  # log q + S + log Z_dθ
     drawn = raw > 0
     with np.errstate(divide="ignore"):  # a drawn charge of exact probability 0: KL = inf
