@@ -130,6 +130,8 @@ def read_metadata(path) -> dict:
     if meta["kind"] == "u1_equivariant" and isinstance(meta.get("architecture"), dict):
         # Written before the 2×1 loops were a choice: those conditioners see plaquettes only.
         meta["architecture"].setdefault("loops_2x1", False)
+        # Written before the line rotations existed: plaquette couplings only.
+        meta["architecture"].setdefault("line_rotations", False)
     if meta["kind"] == "real_nvp" and isinstance(meta.get("architecture"), dict):
         # Written before the prior was a choice: those flows start from N(0, 1).
         meta["architecture"].setdefault("spectral_prior", False)

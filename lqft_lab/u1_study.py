@@ -27,7 +27,7 @@ import torch
 from . import exact
 from .actions import U1WilsonAction
 from .analysis import GammaResult, gamma_method
-from .flows import build_u1_flow
+from .flows import LineRotationCoupling, build_u1_flow
 from .observables import plaquette, topological_charge
 from .samplers import HMC, FlowMetropolis, U1Heatbath, run_chain
 from .train import evaluate, train_and_evaluate
@@ -76,6 +76,7 @@ def train_u1_flow(
     device: str | torch.device = "cpu",
     progress: bool = False,
     keep_better: bool = False,
+    rotations_only: bool = False,
 ):
     """Train a gauge-equivariant flow by reverse KL and measure it on fresh samples.
 
@@ -96,6 +97,10 @@ def train_u1_flow(
             batch 128 at 10⁻⁴); a long unattended run should not lose a good start to it.
             Choosing between two flows on samples of their own does not touch the
             exactness of flow-MH, which is exact for any flow.
+        rotations_only: train only the model's
+            :class:`~lqft_lab.flows.u1.LineRotationCoupling` layers, the plaquette couplings
+            frozen (as they were shipped). Their gradients are small and steady beside the
+            plaquette couplings' heavy-tailed ones, which a shared clip would let dominate.
 
     Returns:
         ``(model, trainer, metrics)``, ``metrics`` from :func:`~lqft_lab.train.evaluate`
@@ -105,23 +110,39 @@ def train_u1_flow(
     action = U1WilsonAction(beta)
     if model is None:
         model = build_u1_flow(L, n_layers=n_layers, kernel=kernel, seed=seed)
+    if rotations_only:
+        rotations = [m for m in model.modules() if isinstance(m, LineRotationCoupling)]
+        if not rotations:
+            raise ValueError(
+                "rotations_only needs a flow with line rotations (U1FlowConfig.line_rotations, "
+                "or lqft_lab.flows.add_line_rotations)"
+            )
+        frozen = [p for p in model.parameters() if p.requires_grad]
+        model.requires_grad_(False)
+        for layer in rotations:
+            layer.requires_grad_(True)
     if keep_better:
         model = model.to(device)
         start = {k: v.detach().clone() for k, v in model.state_dict().items()}
         generator = torch.Generator(device=torch.device(device)).manual_seed(seed + 2)
         before = evaluate(model, action, n_eval, generator=generator)
         model.train()
-    model, trainer, metrics = train_and_evaluate(
-        model,
-        action,
-        n_steps,
-        lr=lr,
-        batch_size=batch_size,
-        seed=seed,
-        n_eval=n_eval,
-        device=device,
-        progress=progress,
-    )
+    try:
+        model, trainer, metrics = train_and_evaluate(
+            model,
+            action,
+            n_steps,
+            lr=lr,
+            batch_size=batch_size,
+            seed=seed,
+            n_eval=n_eval,
+            device=device,
+            progress=progress,
+        )
+    finally:
+        if rotations_only:  # the caller gets the model back as trainable as it came
+            for p in frozen:
+                p.requires_grad_(True)
     if keep_better:
         # a NaN loss (a non-finite weight) loses to any finite one
         better = metrics["loss"] <= before["loss"] or math.isnan(before["loss"])

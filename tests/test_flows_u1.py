@@ -13,9 +13,11 @@ from lqft_lab.flows import (
     ConvNet,
     Flow,
     GaugeEquivariantCoupling,
+    LineRotationCoupling,
     NCPKernel,
     U1FlowConfig,
     UniformAnglePrior,
+    add_line_rotations,
     add_loops_2x1,
     build_u1_flow,
     stripe_offset,
@@ -57,6 +59,9 @@ FLOWS = {
     "full_cycle": lambda: build_u1_flow(L, n_layers=8, hidden=(8,), seed=0).flow,
     "loops_2x1_full_cycle": lambda: (
         build_u1_flow(L, n_layers=8, hidden=(8,), loops_2x1=True, seed=0).flow
+    ),
+    "line_rotations_full_cycle": lambda: (
+        build_u1_flow(L, n_layers=8, hidden=(8,), line_rotations=True, seed=0).flow
     ),
     "spline_layer_mu1": lambda: _layer(1, 0, kernel=CircularSplineKernel(4)),
     "spline_full_cycle": lambda: (
@@ -431,34 +436,42 @@ def test_loop_features_are_the_active_passive_rectangle_and_the_layer_keeps_them
     assert _mod2pi_err(layer(z)[0], x) > 1e-3
 
 
-@pytest.mark.parametrize("kernel_name", ["ncp", "spline", "ncp_loops_2x1"])
+@pytest.mark.parametrize("kernel_name", ["ncp", "spline", "ncp_loops_2x1", "ncp_line_rotations"])
 def test_gauge_equivariance(kernel_name):
     # flow(gauge(θ)) = gauge(flow(θ)) mod 2π and logJ is gauge invariant, both ways
     loops = kernel_name.endswith("loops_2x1")
+    rotations = kernel_name.endswith("line_rotations")
     model = build_u1_flow(
         8,
-        n_layers=16,
-        kernel=kernel_name.removesuffix("_loops_2x1"),
+        n_layers=8 if rotations else 16,
+        kernel=kernel_name.split("_")[0],
         n_bins=4,
         hidden=(8,),
         loops_2x1=loops,
+        line_rotations=rotations,
         seed=3,
     )
-    model = _randomised(model, scale=SCALE[kernel_name]).double()
+    model = _randomised(model, scale=SCALE[kernel_name.removesuffix("_line_rotations")]).double()
     z = _links(3, size=8, seed=5)
     gen = torch.Generator().manual_seed(6)
     alpha = TWO_PI * torch.rand(3, 8, 8, generator=gen, dtype=torch.float64)
     z_g = gauge_transform(z, alpha)
     assert _mod2pi_err(z_g, z) > 1.0, "the gauge transformation must be non-trivial"
+    # A line rotation reads the phase of a row's mean phasor A, which amplifies rounding by
+    # 1/|A|: on these uniform links some rows have |A| ~ 5e-3, and every randomised layer
+    # after it compounds that (16 layers with 8 rotations: 7e-9 forward, 4e-6 back). One
+    # cycle with its 4 rotations keeps it at 3e-12 and 2e-11; a map that is not equivariant
+    # is off by O(1).
+    tol = 1e-9 if rotations else 1e-10
     x, logJ = model.flow(z)
     x_g, logJ_g = model.flow(z_g)
-    assert _mod2pi_err(x_g, gauge_transform(x, alpha)) < 1e-10
-    assert torch.allclose(logJ_g, logJ, atol=1e-10, rtol=0)
+    assert _mod2pi_err(x_g, gauge_transform(x, alpha)) < tol
+    assert torch.allclose(logJ_g, logJ, atol=tol, rtol=0)
     assert _mod2pi_err(x, z) > 1e-2
     back, logJ_inv = model.flow.reverse(x)
     back_g, logJ_inv_g = model.flow.reverse(gauge_transform(x, alpha))
-    assert _mod2pi_err(back_g, gauge_transform(back, alpha)) < 1e-10
-    assert torch.allclose(logJ_inv_g, logJ_inv, atol=1e-10, rtol=0)
+    assert _mod2pi_err(back_g, gauge_transform(back, alpha)) < tol
+    assert torch.allclose(logJ_inv_g, logJ_inv, atol=tol, rtol=0)
 
 
 @pytest.mark.parametrize("kernel_name", ["ncp", "spline"])
@@ -592,3 +605,105 @@ def test_add_loops_2x1_keeps_the_map_and_opens_the_loop_channels():
         add_loops_2x1(wider)
     with pytest.raises(ValueError, match="build_u1_flow"):
         add_loops_2x1(torch.nn.Linear(2, 2))
+
+
+# --- line rotations --------------------------------------------------------------------------
+
+
+def _line_rotation(shape, mu, parity, hidden=(8,), kernel=None):
+    kernel = kernel or NCPKernel(3)
+    net = ConvNet(6, kernel.n_params, hidden, 3, final_tanh=False, dim=1)
+    return LineRotationCoupling(kernel, net, shape, mu, parity)
+
+
+def _row_phasors(theta, mu):
+    """``A(y) = mean_{x_mu} e^{iθ_P(x)}`` and ``R(y) = Σ_{x_mu} θ_P(x)`` at ``x_nu = y``."""
+    plaq = plaquette_angles(theta)
+    return torch.exp(1j * plaq).mean(dim=1 + mu), plaq.sum(dim=1 + mu)
+
+
+@pytest.mark.parametrize("mu, parity", [(0, 0), (0, 1), (1, 0), (1, 1)])
+def test_line_rotation_maps_the_row_phase_and_turns_whole_lines(mu, parity):
+    shape = (4, 8) if mu == 0 else (8, 4)  # 4 links per line, 8 lines
+    layer = _randomised(_line_rotation(shape, mu, parity).double())
+    z = TWO_PI * torch.rand(3, 2, *shape, generator=torch.Generator().manual_seed(21)).double()
+    x, logJ = layer(z)
+    A_z, R_z = _row_phasors(z, mu)
+    A_x, R_x = _row_phasors(x, mu)
+    moved, kept = torch.arange(parity, 8, 2), torch.arange(1 - parity, 8, 2)
+    below = (moved - 1) % 8
+    sigma = 1 if mu == 0 else -1
+    # the conditioner's inputs, straight from the definitions
+    T = R_z[:, moved] + R_z[:, below]
+    S = A_z[:, moved].angle() + A_z[:, below].angle()
+    features = torch.stack(
+        [T.cos(), T.sin(), S.cos(), S.sin(), A_z[:, moved].abs(), A_z[:, below].abs()], dim=1
+    )
+    h, log_dh = layer.kernel(sigma * A_z[:, moved].angle(), layer.conditioner(features))
+    # the row above each moved line turns to h, the row below turns the other way
+    assert _mod2pi_err(sigma * A_x[:, moved].angle(), h) < 1e-12
+    assert _mod2pi_err(A_x[:, moved].angle(), A_z[:, moved].angle()) > 1e-2
+    assert _mod2pi_err(A_x[:, moved].angle() + A_x[:, below].angle(), S) < 1e-12
+    assert torch.allclose(A_x.abs(), A_z.abs(), atol=1e-12)
+    assert _mod2pi_err(R_x[:, moved] + R_x[:, below], T) < 1e-12
+    assert torch.allclose(logJ, log_dh.sum(dim=1), atol=1e-12)
+    # only links of direction mu on the moved lines change, all by one angle per line
+    delta = (x - z)[:, mu].transpose(1, 2) if mu == 0 else (x - z)[:, mu]  # (B, line, link)
+    assert torch.equal(x[:, 1 - mu], z[:, 1 - mu])
+    assert torch.equal(delta[:, kept], torch.zeros_like(delta[:, kept]))
+    spread = delta[:, moved].amax(-1) - delta[:, moved].amin(-1)
+    assert spread.max() < 1e-12 and delta[:, moved].abs().max() > 1e-2
+
+
+def test_line_rotation_starts_as_the_identity_and_trains():
+    layer = _line_rotation((L, L), 1, 0).double()
+    z = _links(4, seed=22)
+    x, logJ = layer(z)
+    assert (x - z).abs().max() < 1e-12 and logJ.abs().max() < 1e-12
+    # the zeroed last convolution still receives gradients
+    _randomised(layer.conditioner[0])
+    x, logJ = layer(z)
+    (torch.cos(x).sum() + logJ.sum()).backward()
+    assert layer.conditioner[-1].weight.grad.abs().sum() > 0
+
+
+def test_add_line_rotations_keeps_the_map_and_the_plaquette_weights():
+    plain = _randomised(build_u1_flow(8, n_layers=12, hidden=(8,), seed=4)).double()
+    longer = add_line_rotations(plain)
+    assert longer.config == dataclasses.replace(plain.config, line_rotations=True)
+    kinds = [type(layer).__name__[0] for layer in longer.flow.layers]
+    # after the cycle of 8 and after the incomplete last cycle of 4
+    assert "".join(kinds) == "G" * 8 + "L" * 4 + "G" * 4 + "L" * 4
+    assert next(longer.parameters()).dtype == torch.float64
+    z = _links(3, size=8, seed=24)
+    x, logJ = plain.flow(z)
+    x2, logJ2 = longer.flow(z)
+    assert _mod2pi_err(x2, x) < 1e-12 and torch.allclose(logJ2, logJ, atol=1e-12, rtol=0)
+    with pytest.raises(ValueError, match="already"):
+        add_line_rotations(longer)
+    with pytest.raises(ValueError, match="build_u1_flow"):
+        add_line_rotations(torch.nn.Linear(2, 2))
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (((5, 4), 1, 0), "L0 must be even"),
+        (((4, 5), 0, 0), "L1 must be even"),
+        (((4, 4), 2, 0), "mu must be 0 or 1"),
+        (((4, 4), 0, 2), "parity must be 0 or 1"),
+        (((4, 4, 4), 0, 0), "2D"),
+    ],
+)
+def test_bad_line_rotation_input_is_a_clear_error(args, message):
+    with pytest.raises(ValueError, match=message):
+        _line_rotation(*args)
+
+
+def test_line_rotation_wrong_input_is_a_clear_error():
+    layer = _line_rotation((L, L), 0, 0)
+    with pytest.raises(ValueError, match="do not fit"):
+        layer(torch.zeros(2, 2, 8, 8))
+    wrong = LineRotationCoupling(NCPKernel(2), ConvNet(6, 3, dim=1), (L, L), 0, 0)
+    with pytest.raises(ValueError, match="conditioner"):
+        wrong(torch.zeros(2, 2, L, L))

@@ -191,3 +191,22 @@ def test_u1_loops_round_trip_and_older_files_without_the_field(tmp_path):
     # plaquettes only
     shipped, meta = load_checkpoint(pretrained_path("u1_L8_b2"))
     assert meta["architecture"]["loops_2x1"] is False and shipped.config.loops_2x1 is False
+
+
+def test_u1_line_rotations_round_trip_and_older_files_without_the_field(tmp_path):
+    from lqft_lab.actions import U1WilsonAction
+    from lqft_lab.flows import U1FlowConfig, build_u1_flow
+
+    model = build_u1_flow(4, n_layers=8, hidden=(4,), line_rotations=True, seed=5)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1)  # the line rotations start as the identity: move them
+    path = save_checkpoint(tmp_path / "p.safetensors", model, U1WilsonAction(2.0), steps=1)
+    loaded, meta = load_checkpoint(path, architecture=model.config)
+    assert meta["architecture"]["line_rotations"] is True
+    z = model.prior.sample(3, generator=torch.Generator().manual_seed(6))
+    torch.testing.assert_close(loaded.flow(z), model.flow(z))
+    with pytest.raises(ValueError, match="line_rotations"):
+        load_checkpoint(path, architecture=U1FlowConfig(L=4, n_layers=8, hidden=(4,)))
+    # the flows shipped before the field existed have plaquette couplings only
+    assert read_metadata(pretrained_path("u1_L8_b4"))["architecture"]["line_rotations"] is False

@@ -5,7 +5,7 @@
 
 from .base import Flow, FlowModel
 from .coupling import AffineCoupling
-from .nets import ConvNet, PeriodicConv2d, periodic_pad
+from .nets import ConvNet, PeriodicConv1d, PeriodicConv2d, periodic_pad
 from .priors import (
     HaarLinkPrior,
     HaarPrior,
@@ -33,9 +33,11 @@ from .sun_lattice import (
 )
 from .u1 import (
     GaugeEquivariantCoupling,
+    LineRotationCoupling,
     NCPKernel,
     U1FlowConfig,
     U1Masks,
+    add_line_rotations,
     add_loops_2x1,
     build_u1_flow,
     stripe_offset,
@@ -47,6 +49,7 @@ __all__ = [
     "FlowModel",
     "AffineCoupling",
     "ConvNet",
+    "PeriodicConv1d",
     "PeriodicConv2d",
     "periodic_pad",
     "NormalPrior",
@@ -65,6 +68,8 @@ __all__ = [
     "U1FlowConfig",
     "build_u1_flow",
     "add_loops_2x1",
+    "LineRotationCoupling",
+    "add_line_rotations",
     "HaarPrior",
     "HaarLinkPrior",
     "IntervalSplineKernel",

@@ -43,6 +43,15 @@ can place the active plaquette so that the passive one lands where the target wa
 Started from the same β = 2 flow and trained alike (8000 steps at β = 6, L = 8), the loops
 lowered the KL divergence from 4.90 to 4.35 nats per configuration.
 
+**Line rotations** (``line_rotations``, optional). A plaquette coupling moves each active
+link by its own plaquette's change, so a whole line of links moves only as the sum of
+local decisions, each seeing a few plaquettes. The target's lines are collective: given
+the rest of the lattice, the angle by which all links of a line turn together has an exact
+von Mises law set by the two rows of plaquettes beside the line. Measured on the shipped
+β = 6, L = 8 flow, the sums of the plaquettes along a line had 1.9 times the target's
+variance, single plaquettes 1.1 times. :class:`LineRotationCoupling` turns every link of
+every other line by one learned angle (see the class doc).
+
 **Kernels** (circle maps ``(-π, π) → (-π, π)`` lifted to the real line, ``h(x + 2π) =
 h(x) + 2π``): ``kernel(x, params) -> (h(x), log h'(x))`` and ``kernel.inverse(y, params) ->
 (h⁻¹(y), -log h'(h⁻¹(y)))``, elementwise, ``params`` of shape ``(B, kernel.n_params, ...)``
@@ -78,6 +87,8 @@ __all__ = [
     "U1FlowConfig",
     "build_u1_flow",
     "add_loops_2x1",
+    "LineRotationCoupling",
+    "add_line_rotations",
 ]
 
 STRIPE_PERIOD = 4  # active, frozen, frozen, passive: the plaquette stripes of one layer
@@ -366,6 +377,146 @@ class GaugeEquivariantCoupling(StripeCoupling):
         return theta + shift, log_dp.sum(dim=1)
 
 
+class LineRotationCoupling(nn.Module):
+    """Rotate all links of every other line of direction ``mu`` by one learned angle per line.
+
+    On links ``(B, 2, L0, L1)``, *line* ``o`` of direction ``mu`` holds the links
+    ``θ_mu(x)`` with ``x_nu = o`` (``nu = 1 - mu``); the layer moves the lines
+    ``o ≡ parity (mod 2)``. Each plaquette at ``x_nu = o`` holds one link of the line, with
+    sign ``σ`` (+1 for ``mu = 0``, -1 for ``mu = 1``), and each plaquette at ``x_nu = o - 1``
+    one, with sign ``-σ``. Rotating every link of the line by ``s`` therefore moves the row
+    of plaquettes above by ``σ s`` and the row below by ``-σ s``; no other plaquette moves.
+    The row's mean phasor ``A(y) = mean_{x_mu} e^{i P(x)}`` (at ``x_nu = y``) turns by
+    ``σ s``, so ``v = σ arg A(o)`` is a coordinate along the circle of such rotations, and
+    the layer maps it by a circle map ``h`` (a :class:`NCPKernel` or spline):
+
+        s = h(v | c) - v,
+
+    conditioned on what no rotation of a moved line changes: ``(cos, sin)`` of
+    ``arg A(o) + arg A(o - 1)`` and of ``T = R(o) + R(o - 1)`` (``R(y)`` the sum of the
+    plaquettes of row ``y``; ``T`` is the difference of the Polyakov loops on either side of
+    line ``o``), and ``|A(o)|``, ``|A(o - 1)|``. A periodic 1D conv net over the moved lines
+    maps these six channels to the kernel's parameters. Moved lines share no plaquette, so
+    they rotate independently.
+
+    Why: given everything else, the target's density of the rotation angle is exactly a von
+    Mises law, ``∝ exp(β L_mu Re[e^{iσs} (A(o) + conj A(o - 1))])``, whose direction and
+    concentration are functions of the conditioner's inputs. A plaquette coupling can
+    rotate a line only as the sum of per-site decisions, each seeing a few plaquettes; this
+    layer is a learned, collective move of the whole line.
+
+    **Jacobian.** ``∂θ'_i/∂θ_j = δ_ij + (h'(v) - 1) σ ∂v/∂θ_j`` on the line's links, and
+    ``σ Σ_j ∂v/∂θ_j = 1`` (rotating every link by ``s`` moves ``v`` by ``s``), so by the matrix
+    determinant lemma ``det = h'(v)``: ``logJ = Σ_o log h'(v_o)``. **Gauge equivariance**:
+    the rotation depends on plaquettes only, so the layer commutes with gauge
+    transformations and ``logJ`` is gauge invariant. **Inverse**: ``v`` from the kernel's
+    inverse at the output's ``σ arg A(o)``, then the links turn back by ``h(v) - v``. The
+    phase of ``A(o)`` is undefined where ``A(o) = 0``, a set of measure zero.
+
+    The conditioner's last convolution starts at zero, so a new layer is the identity: it
+    can be inserted into a trained flow without changing it (:func:`add_line_rotations`).
+
+    Args:
+        kernel: a circle map, as for :class:`GaugeEquivariantCoupling`.
+        conditioner: maps ``(B, 6, n)`` features on the ``n = L_nu / 2`` moved lines to
+            ``(B, kernel.n_params, n)``; e.g. ``ConvNet(6, n_params, dim=1)``.
+        lattice_shape: ``(L0, L1)``; ``L_nu`` must be even.
+        mu: 0 or 1, the direction of the lines.
+        parity: 0 or 1, which lines move.
+    """
+
+    n_features = 6
+
+    def __init__(
+        self,
+        kernel: nn.Module,
+        conditioner: nn.Module,
+        lattice_shape: Sequence[int],
+        mu: int,
+        parity: int,
+    ):
+        super().__init__()
+        shape = _lattice_shape(tuple(lattice_shape))
+        if len(shape) != 2:
+            raise ValueError(f"line rotations are for 2D lattices, got extents {shape}")
+        if mu not in (0, 1):
+            raise ValueError(f"mu must be 0 or 1, got {mu!r}")
+        if parity not in (0, 1):
+            raise ValueError(f"parity must be 0 or 1, got {parity!r}")
+        if shape[1 - mu] % 2:
+            raise ValueError(
+                f"every other line must close around the torus: L{1 - mu} must be even, "
+                f"got lattice {shape}"
+            )
+        self.kernel = kernel
+        self.conditioner = conditioner
+        self.mu, self.parity, self.lattice = mu, parity, shape
+        self.sigma = 1.0 if mu == 0 else -1.0
+        last = [m for m in conditioner.modules() if isinstance(m, nn.Conv1d | nn.Conv2d)][-1]
+        with torch.no_grad():
+            last.weight.zero_()
+            if last.bias is not None:
+                last.bias.zero_()
+
+    def extra_repr(self) -> str:
+        return f"mu={self.mu}, parity={self.parity}, lattice={self.lattice}"
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._couple(z, inverse=False)
+
+    def reverse(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._couple(x, inverse=True)
+
+    def features(self, plaq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(v, features)`` of the moved lines from plaquettes ``(B, L0, L1)``.
+
+        ``v = σ arg A(o)``: ``(B, n)``; the conditioner's input: ``(B, 6, n)``, channels
+        ``cos T, sin T, cos S, sin S, |A(o)|, |A(o - 1)|`` with ``S = arg A(o) + arg A(o - 1)``.
+        """
+        rows = 1 + self.mu  # the axis along the lines
+        R = plaq.sum(dim=rows)
+        re, im = torch.cos(plaq).mean(dim=rows), torch.sin(plaq).mean(dim=rows)
+        arg, modulus = torch.atan2(im, re), torch.sqrt(re * re + im * im)
+        moved = slice(self.parity, None, 2)
+
+        def above_and_below(t):
+            return t[:, moved], torch.roll(t, shifts=1, dims=1)[:, moved]
+
+        (R_a, R_b), (arg_a, arg_b), (mod_a, mod_b) = map(above_and_below, (R, arg, modulus))
+        T, S = R_a + R_b, arg_a + arg_b
+        features = torch.stack([T.cos(), T.sin(), S.cos(), S.sin(), mod_a, mod_b], dim=1)
+        return self.sigma * arg_a, features
+
+    def _couple(self, theta: torch.Tensor, inverse: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        check_links(theta)
+        if tuple(theta.shape[2:]) != self.lattice:
+            raise ValueError(
+                f"links of shape {tuple(theta.shape)} do not fit this layer's lattice "
+                f"(B, 2, {self.lattice[0]}, {self.lattice[1]})"
+            )
+        v, features = self.features(_plaquette_angles(theta))
+        params = self.conditioner(features)
+        if params.shape[1:] != (self.kernel.n_params, v.shape[1]):
+            raise ValueError(
+                f"the conditioner returned {tuple(params.shape)}, the kernel needs "
+                f"(B, {self.kernel.n_params}, {v.shape[1]})"
+            )
+        if inverse:
+            v, log_dh = self.kernel.inverse(v, params)
+            s = v - self.kernel(v, params)[0]
+        else:
+            h, log_dh = self.kernel(v, params)
+            s = h - v
+        n_lines = self.lattice[1 - self.mu]
+        index = torch.arange(self.parity, n_lines, 2, device=theta.device)
+        angle = s.new_zeros(s.shape[0], n_lines).index_copy(1, index, s)  # (B, L_nu)
+        out = theta.clone()
+        out[:, self.mu] = theta[:, self.mu] + (
+            angle.unsqueeze(1) if self.mu == 0 else angle.unsqueeze(2)
+        )
+        return out, log_dh.sum(dim=1)
+
+
 # ---------------------------------------------------------------------------------------------
 # The flow of the tutorial.
 
@@ -383,7 +534,10 @@ class U1FlowConfig:
     ``kernel="spline"`` uses :class:`CircularSplineKernel` with ``n_bins`` bins instead.
     ``offset_step`` orders the stripe offsets (:func:`stripe_offset`). ``loops_2x1`` adds the
     2×1 loop through each active link's two plaquettes to the conditioner's input
-    (:meth:`GaugeEquivariantCoupling.features`).
+    (:meth:`GaugeEquivariantCoupling.features`). ``line_rotations`` follows every cycle of
+    8 plaquette couplings (and an incomplete last one) with 4 :class:`LineRotationCoupling`
+    layers, lines of both directions and both parities, whose conditioners have the
+    plaquette couplings' hidden channels and kernel size.
     """
 
     L: int = 8
@@ -396,6 +550,7 @@ class U1FlowConfig:
     kernel_size: int = 3
     offset_step: int = -1
     loops_2x1: bool = False
+    line_rotations: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
@@ -422,6 +577,30 @@ class U1FlowConfig:
         return d
 
 
+def _kernel(config: U1FlowConfig) -> nn.Module:
+    if config.kernel == "ncp":
+        return NCPKernel(config.n_mixture, config.rotation)
+    return CircularSplineKernel(config.n_bins, config.rotation)
+
+
+def _line_rotation_block(config: U1FlowConfig) -> list[LineRotationCoupling]:
+    """The 4 line rotations after a cycle: lines of ``mu = 0, 1``, parities 0, 1."""
+    block = []
+    for mu in (0, 1):
+        for parity in (0, 1):
+            kernel = _kernel(config)
+            net = ConvNet(
+                LineRotationCoupling.n_features,
+                kernel.n_params,
+                config.hidden,
+                config.kernel_size,
+                final_tanh=False,
+                dim=1,
+            )
+            block.append(LineRotationCoupling(kernel, net, (config.L, config.L), mu, parity))
+    return block
+
+
 def build_u1_flow(
     L: int | None = None,
     *,
@@ -440,7 +619,7 @@ def build_u1_flow(
         L: lattice size (a multiple of 4); overrides ``config.L``.
         config: the architecture; keyword ``overrides`` (``n_layers``, ``kernel``,
             ``n_mixture``, ``n_bins``, ``rotation``, ``hidden``, ``kernel_size``,
-            ``offset_step``, ``loops_2x1``) replace its fields.
+            ``offset_step``, ``loops_2x1``, ``line_rotations``) replace its fields.
         seed: initialise the weights from this seed without touching the global RNG.
 
     Returns:
@@ -460,15 +639,14 @@ def build_u1_flow(
         layers = []
         for i in range(config.n_layers):
             masks = u1_masks(shape, mu=i % 2, offset=stripe_offset(i, config.offset_step))
-            if config.kernel == "ncp":
-                kernel = NCPKernel(config.n_mixture, config.rotation)
-            else:
-                kernel = CircularSplineKernel(config.n_bins, config.rotation)
+            kernel = _kernel(config)
             n_in = 4 if config.loops_2x1 else 2  # (cos, sin) of plaquettes [and of the loops]
             net = ConvNet(
                 n_in, kernel.n_params, config.hidden, config.kernel_size, final_tanh=False
             )
             layers.append(GaugeEquivariantCoupling(kernel, net, masks, config.loops_2x1))
+            if config.line_rotations and (i % 8 == 7 or i == config.n_layers - 1):
+                layers.extend(_line_rotation_block(config))
     model = FlowModel(UniformAnglePrior(shape), Flow(layers))
     model.config = config
     return model
@@ -498,3 +676,29 @@ def add_loops_2x1(model: FlowModel) -> FlowModel:
     wider.load_state_dict(state)
     parameter = next(model.parameters())
     return wider.to(device=parameter.device, dtype=parameter.dtype).train(model.training)
+
+
+def add_line_rotations(model: FlowModel) -> FlowModel:
+    """A copy of a U(1) flow with :class:`LineRotationCoupling` blocks inserted, the same map.
+
+    The plaquette couplings keep their weights and order; after every cycle of 8 of them
+    (and after an incomplete last one) come 4 line rotations that start as the identity
+    (``U1FlowConfig.line_rotations``). A starting point for training them into a flow
+    trained without them, such as the shipped ``data/models/u1_*`` flows.
+
+    Raises:
+        ValueError: ``model`` is not from :func:`build_u1_flow`, or already has them.
+    """
+    config = getattr(model, "config", None)
+    if not isinstance(config, U1FlowConfig):
+        raise ValueError("add_line_rotations takes a U(1) flow built by build_u1_flow")
+    if config.line_rotations:
+        raise ValueError("this flow already has line rotations")
+    longer = build_u1_flow(config=config, line_rotations=True, seed=0)
+    plaquette_layers = [
+        layer for layer in longer.flow.layers if isinstance(layer, GaugeEquivariantCoupling)
+    ]
+    for new, old in zip(plaquette_layers, model.flow.layers, strict=True):
+        new.load_state_dict(old.state_dict())
+    parameter = next(model.parameters())
+    return longer.to(device=parameter.device, dtype=parameter.dtype).train(model.training)
