@@ -208,5 +208,17 @@ def test_u1_line_rotations_round_trip_and_older_files_without_the_field(tmp_path
     torch.testing.assert_close(loaded.flow(z), model.flow(z))
     with pytest.raises(ValueError, match="line_rotations"):
         load_checkpoint(path, architecture=U1FlowConfig(L=4, n_layers=8, hidden=(4,)))
-    # the flows shipped before the field existed have plaquette couplings only
-    assert read_metadata(pretrained_path("u1_L8_b4"))["architecture"]["line_rotations"] is False
+    # files written before the field existed hold plaquette couplings only
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    plain = build_u1_flow(4, n_layers=8, hidden=(4,), seed=6)
+    old = save_checkpoint(tmp_path / "old.safetensors", plain, U1WilsonAction(2.0), steps=1)
+    with safe_open(str(old), framework="pt") as f:
+        header = f.metadata()
+    record = json.loads(header["lqft_lab"])
+    del record["architecture"]["line_rotations"]
+    save_file(load_file(str(old)), str(old), metadata={**header, "lqft_lab": json.dumps(record)})
+    assert read_metadata(old)["architecture"]["line_rotations"] is False
+    loaded, _ = load_checkpoint(old)
+    assert loaded.config.line_rotations is False and len(loaded.flow.layers) == 8
