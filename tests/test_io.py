@@ -127,22 +127,27 @@ def test_sun_flows_round_trip(tmp_path, kind):
     assert torch.equal(x, x2) and torch.equal(logJ, logJ2) and not logJ.is_complex()
 
 
-def test_gauge_flows_written_before_the_stripe_order_load_in_ascending_order(tmp_path):
-    # Checkpoints written before `offset_step` existed hold no such field; their layers
-    # stepped the stripe offsets up, and they must load that way, not in today's default.
+def _drop_architecture_field(path, field):
+    """Rewrite a checkpoint as one written before ``field`` existed."""
     from safetensors import safe_open
     from safetensors.torch import load_file
 
+    with safe_open(str(path), framework="pt") as f:
+        header = f.metadata()
+    meta = json.loads(header["lqft_lab"])
+    del meta["architecture"][field]
+    save_file(load_file(str(path)), str(path), metadata={**header, "lqft_lab": json.dumps(meta)})
+
+
+def test_gauge_flows_written_before_the_stripe_order_load_in_ascending_order(tmp_path):
+    # Checkpoints written before `offset_step` existed hold no such field; their layers
+    # stepped the stripe offsets up, and they must load that way, not in today's default.
     from lqft_lab.actions import U1WilsonAction
     from lqft_lab.flows import U1FlowConfig, build_u1_flow
 
     model = build_u1_flow(4, n_layers=8, hidden=(4,), offset_step=1, seed=1)
     path = save_checkpoint(tmp_path / "old.safetensors", model, U1WilsonAction(1.0), steps=1)
-    with safe_open(str(path), framework="pt") as f:
-        header = f.metadata()
-    meta = json.loads(header["lqft_lab"])
-    del meta["architecture"]["offset_step"]
-    save_file(load_file(str(path)), str(path), metadata={**header, "lqft_lab": json.dumps(meta)})
+    _drop_architecture_field(path, "offset_step")
 
     assert read_metadata(path)["architecture"]["offset_step"] == 1
     loaded, _ = load_checkpoint(path)
@@ -172,53 +177,27 @@ def test_spectral_prior_round_trip_and_older_files_without_the_field(tmp_path):
     )
 
 
-def test_u1_loops_round_trip_and_older_files_without_the_field(tmp_path):
+@pytest.mark.parametrize("field", ["loops_2x1", "line_rotations"])
+def test_u1_optional_parts_round_trip_and_older_files_without_the_field(tmp_path, field):
     from lqft_lab.actions import U1WilsonAction
     from lqft_lab.flows import U1FlowConfig, build_u1_flow
 
-    model = build_u1_flow(4, n_layers=8, hidden=(4,), loops_2x1=True, seed=2)
+    model = build_u1_flow(4, n_layers=8, hidden=(4,), seed=2, **{field: True})
     with torch.no_grad():
         for p in model.parameters():
-            p.add_(0.1)  # away from the identity start, so the loop channels matter
+            p.add_(0.1)  # away from the identity start, so the new part matters
     path = save_checkpoint(tmp_path / "u.safetensors", model, U1WilsonAction(2.0), steps=1)
     loaded, meta = load_checkpoint(path, architecture=model.config)
-    assert meta["architecture"]["loops_2x1"] is True
+    assert meta["architecture"][field] is True
     z = model.prior.sample(3, generator=torch.Generator().manual_seed(4))
     torch.testing.assert_close(loaded.flow(z), model.flow(z))
-    with pytest.raises(ValueError, match="loops_2x1"):
+    with pytest.raises(ValueError, match=field):
         load_checkpoint(path, architecture=U1FlowConfig(L=4, n_layers=8, hidden=(4,)))
-    # the shipped flows were written before the field existed: their conditioners see
-    # plaquettes only
-    shipped, meta = load_checkpoint(pretrained_path("u1_L8_b2"))
-    assert meta["architecture"]["loops_2x1"] is False and shipped.config.loops_2x1 is False
-
-
-def test_u1_line_rotations_round_trip_and_older_files_without_the_field(tmp_path):
-    from lqft_lab.actions import U1WilsonAction
-    from lqft_lab.flows import U1FlowConfig, build_u1_flow
-
-    model = build_u1_flow(4, n_layers=8, hidden=(4,), line_rotations=True, seed=5)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.1)  # the line rotations start as the identity: move them
-    path = save_checkpoint(tmp_path / "p.safetensors", model, U1WilsonAction(2.0), steps=1)
-    loaded, meta = load_checkpoint(path, architecture=model.config)
-    assert meta["architecture"]["line_rotations"] is True
-    z = model.prior.sample(3, generator=torch.Generator().manual_seed(6))
-    torch.testing.assert_close(loaded.flow(z), model.flow(z))
-    with pytest.raises(ValueError, match="line_rotations"):
-        load_checkpoint(path, architecture=U1FlowConfig(L=4, n_layers=8, hidden=(4,)))
-    # files written before the field existed hold plaquette couplings only
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
+    # files written before the field existed: plaquette couplings that see plaquettes only
     plain = build_u1_flow(4, n_layers=8, hidden=(4,), seed=6)
     old = save_checkpoint(tmp_path / "old.safetensors", plain, U1WilsonAction(2.0), steps=1)
-    with safe_open(str(old), framework="pt") as f:
-        header = f.metadata()
-    record = json.loads(header["lqft_lab"])
-    del record["architecture"]["line_rotations"]
-    save_file(load_file(str(old)), str(old), metadata={**header, "lqft_lab": json.dumps(record)})
-    assert read_metadata(old)["architecture"]["line_rotations"] is False
+    _drop_architecture_field(old, field)
+    assert read_metadata(old)["architecture"][field] is False
     loaded, _ = load_checkpoint(old)
-    assert loaded.config.line_rotations is False and len(loaded.flow.layers) == 8
+    assert getattr(loaded.config, field) is False and len(loaded.flow.layers) == 8
+    torch.testing.assert_close(loaded.flow(z), plain.flow(z))

@@ -268,7 +268,20 @@ class NCPKernel(nn.Module):
         return x, -torch.log(self._mixture(x, s, w)[1])
 
 
-class StripeCoupling(nn.Module):
+class _Coupling(nn.Module):
+    """A layer whose two directions are one method, ``_couple(links, inverse)``."""
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._couple(z, inverse=False)
+
+    def reverse(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._couple(x, inverse=True)
+
+    def _couple(self, links: torch.Tensor, inverse: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+
+class StripeCoupling(_Coupling):
     """What the gauge-equivariant couplings of :func:`u1_masks` layers share.
 
     Holds the kernel, the conditioner and one layer's masks (the frozen plaquettes and the
@@ -288,15 +301,6 @@ class StripeCoupling(nn.Module):
 
     def extra_repr(self) -> str:
         return f"mu={self.mu}, offset={self.offset}, lattice={self.lattice}"
-
-    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._couple(z, inverse=False)
-
-    def reverse(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._couple(x, inverse=True)
-
-    def _couple(self, links: torch.Tensor, inverse: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        raise NotImplementedError
 
 
 class GaugeEquivariantCoupling(StripeCoupling):
@@ -377,7 +381,7 @@ class GaugeEquivariantCoupling(StripeCoupling):
         return theta + shift, log_dp.sum(dim=1)
 
 
-class LineRotationCoupling(nn.Module):
+class LineRotationCoupling(_Coupling):
     """Rotate all links of every other line of direction ``mu`` by one learned angle per line.
 
     On links ``(B, 2, L0, L1)``, *line* ``o`` of direction ``mu`` holds the links
@@ -460,12 +464,6 @@ class LineRotationCoupling(nn.Module):
 
     def extra_repr(self) -> str:
         return f"mu={self.mu}, parity={self.parity}, lattice={self.lattice}"
-
-    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._couple(z, inverse=False)
-
-    def reverse(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._couple(x, inverse=True)
 
     def features(self, plaq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(v, features)`` of the moved lines from plaquettes ``(B, L0, L1)``.
