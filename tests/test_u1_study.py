@@ -241,3 +241,24 @@ def test_training_line_rotations_only_lowers_the_kl_and_keeps_the_couplings():
     assert gain.mean() > 4 * gain.std() / math.sqrt(len(gain)), (gain.mean(), gain.std())
     with pytest.raises(ValueError, match="line rotations"):
         train_u1_flow(L, beta, 1, n_layers=2, rotations_only=True)
+
+
+def test_every_algorithm_discards_a_tenth_of_its_steps_by_default(small_flow, monkeypatch):
+    # A flow chain starts from the flow's own draws, not from p: with acceptance ~0.01 its
+    # first steps carry the proposals' bias (see run_u1_algorithm), so it thermalizes like
+    # HMC and the heatbath; an explicit `thermalize` still wins.
+    import lqft_lab.u1_study as study
+
+    seen = []
+
+    def stop(sampler, x0, n_steps, generator, observables, thermalize, progress):
+        seen.append(thermalize)
+        raise StopIteration
+
+    monkeypatch.setattr(study, "run_chain", stop)
+    for algorithm, n_steps in (("flow", 50), ("flow", 400), ("hmc", 400), ("heatbath", 400)):
+        with pytest.raises(StopIteration):
+            study.run_u1_algorithm(algorithm, 1.0, 4, n_steps, 2, model=small_flow)
+    with pytest.raises(StopIteration):
+        study.run_u1_algorithm("flow", 1.0, 4, 400, 2, model=small_flow, thermalize=3)
+    assert seen == [10, 40, 40, 40, 3]
