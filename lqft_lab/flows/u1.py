@@ -280,6 +280,15 @@ class _Coupling(nn.Module):
     def _couple(self, links: torch.Tensor, inverse: bool) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
+    def _check_links(self, theta: torch.Tensor) -> None:
+        """U(1) link angles ``(B, 2, L0, L1)`` on this layer's lattice ``self.lattice``."""
+        check_links(theta)
+        if tuple(theta.shape[2:]) != self.lattice:
+            raise ValueError(
+                f"links of shape {tuple(theta.shape)} do not fit this layer's lattice "
+                f"(B, 2, {self.lattice[0]}, {self.lattice[1]})"
+            )
+
 
 class StripeCoupling(_Coupling):
     """What the gauge-equivariant couplings of :func:`u1_masks` layers share.
@@ -354,12 +363,7 @@ class GaugeEquivariantCoupling(StripeCoupling):
         return torch.cat([frozen, torch.where(self.active, pair, 0.0)], dim=1)
 
     def _couple(self, theta: torch.Tensor, inverse: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        check_links(theta)
-        if tuple(theta.shape[2:]) != self.lattice:
-            raise ValueError(
-                f"links of shape {tuple(theta.shape)} do not fit this layer's lattice "
-                f"(B, 2, {self.lattice[0]}, {self.lattice[1]})"
-            )
+        self._check_links(theta)
         B = theta.shape[0]
         plaq = _plaquette_angles(theta)  # (B, L0, L1), unwrapped
         params = self.conditioner(self.features(plaq))
@@ -486,12 +490,7 @@ class LineRotationCoupling(_Coupling):
         return self.sigma * arg_a, features
 
     def _couple(self, theta: torch.Tensor, inverse: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        check_links(theta)
-        if tuple(theta.shape[2:]) != self.lattice:
-            raise ValueError(
-                f"links of shape {tuple(theta.shape)} do not fit this layer's lattice "
-                f"(B, 2, {self.lattice[0]}, {self.lattice[1]})"
-            )
+        self._check_links(theta)
         v, features = self.features(_plaquette_angles(theta))
         params = self.conditioner(features)
         if params.shape[1:] != (self.kernel.n_params, v.shape[1]):
