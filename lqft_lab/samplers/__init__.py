@@ -1,5 +1,8 @@
 """Markov-chain samplers: local Metropolis, HMC, heatbath and flow-based independence Metropolis.
 
+Also :func:`sample_u1_exact`, independent exact draws of 2D U(1) gauge theory (a reference,
+not a chain).
+
 Fields are real tensors ``(B, *lattice)`` (scalars, U(1) link angles) or, for the SU(N)
 samplers (``SUNHMC``, ``SUNHeatbath``), complex links ``(B, 2, L0, L1, N, N)``.
 
@@ -41,9 +44,12 @@ from .hmc_sun import (
     sun_omelyan,
 )
 from .metropolis import LocalMetropolis, LocalMetropolisInfo, LocalMetropolisState
+from .u1_exact import sample_u1_exact, u1_links_from_plaquettes
 
 __all__ = [
     "metropolis_accept",
+    "sample_u1_exact",
+    "u1_links_from_plaquettes",
     "FieldState",
     "Chain",
     "run_chain",
