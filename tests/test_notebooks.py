@@ -395,12 +395,13 @@ def test_notebook_02_records(notebook_metrics):
     assert figures["logZ_err"] < 0.05
     assert figures["n_proposals"] >= 10_000 and figures["ess_samples"] >= 4096
     # Fast mode starts from the shipped flow (data/models/u1_L8_b2); its quality is part of
-    # what the lab ships (ESS 0.50, acceptance 0.569 when saved; 0.52 and 0.58 in fast mode;
-    # before it had line rotations, 0.44 and 0.505 when saved). The ESS of 8192 samples
-    # scatters by a few hundredths, the acceptance of 25 600 proposals by less than 0.01:
-    # the bounds sit well below both, and above the flow without line rotations.
+    # what the lab ships (ESS 0.64, acceptance 0.635 when saved; 0.64 and 0.625 in fast mode;
+    # before its forward-KL stage 0.50 and 0.569 when saved, 0.52 and 0.58 in fast mode).
+    # The ESS of 8192 samples scatters by a few hundredths, the acceptance of 25 600
+    # proposals by less than 0.01: the bounds sit well below both, and above the flow
+    # without the forward-KL stage.
     assert figures["pretrained"] is True
-    assert figures["ess"] >= 0.45 and 0.53 <= figures["acceptance"] <= 1
+    assert figures["ess"] >= 0.58 and 0.60 <= figures["acceptance"] <= 1
     # Topological freezing: HMC's tau_int(Q) grows by more than 10x from beta = 2 to 6, and
     # HMC and the heatbath reproduce the exact plaquette at beta = 2 where Q moves freely.
     assert figures["tau_Q_hmc_b6"] > 10 * figures["tau_Q_hmc_b2"]
@@ -408,19 +409,22 @@ def test_notebook_02_records(notebook_metrics):
     for alg in ("hmc", "heatbath", "flow"):
         assert abs(figures[f"plaq_pull_{alg}_b2"]) < 4, alg
     # The shipped flows at beta = 4 and 6 (data/models/u1_L8_b4, _b6) run flow-MH in the scan.
-    # At beta = 4 the flow's chain is long enough for a converged tau_int(Q), and it is
-    # exact there: pulls within 4 sigma. Its tau (10.3 +- 1.1 when recorded) is below HMC's
-    # (42.7 +- 7.6). At beta = 6 HMC's tau is a lower bound (594 when recorded; the flow's
-    # 17 +- 2), so what is compared is how often the charge moved: 1848 times in the flow's
-    # 25 600 proposals against 5 in HMC's 32 000 trajectories when recorded.
-    assert not figures["tau_Q_flow_b4_lower_bound"]
-    for pull in ("plaq_pull_flow_b4", "chi_t_pull_flow_b4"):
-        assert abs(figures[pull]) < 4, (pull, figures[pull])
-    assert figures["tau_Q_flow_b4"] < figures["tau_Q_hmc_b4"]
+    # At beta = 4 and 6 the flow's chains are long enough for a converged tau_int(Q), and
+    # they are exact: pulls within 4 sigma. At beta = 4 its tau (2.6 when recorded) is a
+    # sixteenth of HMC's (42.7 +- 7.6). At beta = 6 HMC's tau is only a lower bound (594
+    # when recorded; the flow's 3.2), so the ratio recorded there is a lower bound too: 188
+    # when recorded, where full mode asks 20 at L = 16. The charge moved 3704 times in the
+    # flow's 25 600 proposals against 5 in HMC's 32 000 trajectories.
+    for b in (4, 6):
+        assert not figures[f"tau_Q_flow_b{b}_lower_bound"], b
+        for pull in (f"plaq_pull_flow_b{b}", f"chi_t_pull_flow_b{b}"):
+            assert abs(figures[pull]) < 4, (pull, figures[pull])
+    assert figures["tau_Q_flow_b4"] < figures["tau_Q_hmc_b4"] / 4
+    assert figures["tau_Q_hmc_over_flow_b6"] >= 20
     assert figures["Q_changes_flow_b6"] > 10 * max(1, figures["Q_changes_hmc_b6"])
     # The flows' proposals carry too much topology, more so as beta grows: the charge's own
-    # divergence (a lower bound on the whole, by data processing) was 0.02, 0.24 and 0.67
-    # nats of 0.32, 1.65 and 2.81 when recorded; each is a plug-in estimate from 8192 samples.
+    # divergence (a lower bound on the whole, by data processing) was 0.02, 0.17 and 0.57
+    # nats of 0.24, 0.66 and 1.52 when recorded; each is a plug-in estimate from 8192 samples.
     kl_Q = [figures[f"kl_Q_b{b}"] for b in (2, 4, 6)]
     assert kl_Q == sorted(kl_Q) and kl_Q[2] > 5 * kl_Q[0], kl_Q
     assert all(figures[f"kl_Q_b{b}"] < figures[f"kl_b{b}"] for b in (2, 4, 6))
