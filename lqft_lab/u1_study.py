@@ -29,7 +29,7 @@ from .actions import U1WilsonAction
 from .analysis import GammaResult, gamma_method
 from .flows import LineRotationCoupling, build_u1_flow
 from .observables import plaquette, topological_charge
-from .samplers import HMC, FlowMetropolis, U1Heatbath, run_chain
+from .samplers import HMC, FlowMetropolis, FlowMetropolisWithLocal, U1Heatbath, run_chain
 from .train import evaluate, train_and_evaluate
 
 __all__ = [
@@ -45,7 +45,7 @@ __all__ = [
     "charge_distribution",
 ]
 
-ALGORITHMS = ("flow", "hmc", "heatbath")
+ALGORITHMS = ("flow", "flow_heatbath", "hmc", "heatbath")
 
 # Unit-length HMC trajectories; the step size keeps the acceptance high at every β used here.
 HMC_SETTINGS = dict(step_size=0.1, n_steps=10)
@@ -167,8 +167,9 @@ class U1Run:
     """One algorithm's chains at one coupling, analysed with the Γ-method.
 
     Attributes:
-        algorithm: ``"flow"``, ``"hmc"`` or ``"heatbath"``; one step is one proposal per
-            chain, one unit-length trajectory, or one heatbath + overrelaxation sweep.
+        algorithm: ``"flow"``, ``"flow_heatbath"``, ``"hmc"`` or ``"heatbath"``; one step is
+            one flow proposal per chain; one proposal and one heatbath + overrelaxation
+            sweep; one unit-length trajectory; or one heatbath + overrelaxation sweep.
         beta, L: the theory.
         plaq, chi_t, Q: :class:`~lqft_lab.analysis.GammaResult` of ``cos θ_P``, ``Q²/V``
             and ``Q`` (chains as replicas; ``Q.tau_int`` is the topological τ_int in steps).
@@ -176,7 +177,8 @@ class U1Run:
         Q_changes: how many times the charge changed, summed over chains. Zero means frozen
             topology: the Γ-method then sees constant data and reports ``τ_int = 1/2`` and a
             zero error, which say nothing; :attr:`tau_Q_lower_bound` is the honest figure.
-        acceptance: mean acceptance (1 for the heatbath).
+        acceptance: mean acceptance (1 for the heatbath; the flow-MH moves' for
+            ``"flow_heatbath"``).
         n_steps, n_chains: production steps and chains.
         seconds: wall time of the run.
     """
@@ -237,7 +239,9 @@ def run_u1_algorithm(
         n_steps: production steps after ``thermalize`` (default: 10% of ``n_steps``, at
             least 10 for the flow).
         n_chains: independent chains (treated as Γ-method replicas).
-        model: the flow, required for ``"flow"``.
+        model: the flow, required for ``"flow"`` and ``"flow_heatbath"``
+            (:class:`~lqft_lab.samplers.FlowMetropolisWithLocal`: flow-MH moves alternated
+            with heatbath sweeps).
         seed: seeds the chain's generator.
         prefetch: flow proposals of this many steps drawn in one pass
             (:class:`~lqft_lab.samplers.FlowMetropolis`); the same chain law, faster on a
@@ -251,10 +255,17 @@ def run_u1_algorithm(
     action = U1WilsonAction(beta)
     device = torch.device(device)
     generator = torch.Generator(device=device).manual_seed(seed)
-    if algorithm == "flow":
+    if algorithm in ("flow", "flow_heatbath"):
         if model is None:
-            raise ValueError("the flow algorithm needs a trained model")
-        sampler, x0 = FlowMetropolis(model, action, batch_size=n_chains, prefetch=prefetch), None
+            raise ValueError(f"the {algorithm} algorithm needs a trained model")
+        if algorithm == "flow":
+            sampler = FlowMetropolis(model, action, batch_size=n_chains, prefetch=prefetch)
+        else:
+            local = U1Heatbath(action, n_overrelax=1)
+            sampler = FlowMetropolisWithLocal(
+                model, action, local, batch_size=n_chains, prefetch=prefetch
+            )
+        x0 = None
         thermalize = max(10, n_steps // 10) if thermalize is None else thermalize
     else:
         x0 = torch.zeros(n_chains, 2, L, L, device=device)  # cold start, Q = 0

@@ -27,6 +27,7 @@ from lqft_lab.flows.realnvp import build_real_nvp
 from lqft_lab.samplers import (
     HMC,
     FlowMetropolis,
+    FlowMetropolisWithLocal,
     LocalMetropolis,
     independence_metropolis,
     run_chain,
@@ -200,6 +201,12 @@ PHI4_SAMPLERS = {
     ),
     "flow-untrained": lambda: (FlowMetropolis(_untrained_flow(2), PHI4, 64), None),
     "flow-untrained-prefetch": lambda: (FlowMetropolis(_untrained_flow(2), PHI4, 64, 16), None),
+    "flow-untrained-with-local": lambda: (
+        FlowMetropolisWithLocal(
+            _untrained_flow(2), PHI4, LocalMetropolis(PHI4, delta=1.0), batch_size=64, prefetch=4
+        ),
+        None,
+    ),
 }
 
 
@@ -444,3 +451,12 @@ def test_run_chain_rejects_bad_arguments(kwargs, match):
 def test_run_chain_rejects_unknown_start():
     with pytest.raises(ValueError, match="x0"):
         run_chain(HMC(PHI4, 0.1, 3), "zeros", 5)
+
+
+def test_flow_metropolis_with_local_rejects_bad_input():
+    model = _untrained_flow(2)
+    with pytest.raises(TypeError, match="local"):
+        FlowMetropolisWithLocal(model, PHI4, object())
+    for n_local in (0, 1.5, True):
+        with pytest.raises(ValueError, match="n_local"):
+            FlowMetropolisWithLocal(model, PHI4, LocalMetropolis(PHI4), n_local=n_local)

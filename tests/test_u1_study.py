@@ -41,12 +41,14 @@ def small_flow():
     return model
 
 
-def test_flow_mh_reproduces_exact_plaquette_and_chi_t(small_flow):
+@pytest.mark.parametrize("algorithm", ["flow", "flow_heatbath"])
+def test_flow_mh_reproduces_exact_plaquette_and_chi_t(small_flow, algorithm):
     # The "done when": flow-MH, like HMC and the heatbath (tests/test_hmc.py,
     # tests/test_heatbath.py), reproduces the exact <cos θ_P> and χ_t within 4σ. The
-    # Metropolis correction makes the chain exact for any flow, so a poor one must pass too.
+    # Metropolis correction makes the chain exact for any flow, so a poor one must pass too;
+    # so must flow-MH moves alternated with heatbath sweeps.
     L, beta = 4, 1.0
-    run = run_u1_algorithm("flow", beta, L, 300, 256, model=small_flow, seed=3)
+    run = run_u1_algorithm(algorithm, beta, L, 300, 256, model=small_flow, seed=3)
     assert run.acceptance > 0.05
     for name, res, value in (
         ("plaquette", run.plaq, u1_plaquette(beta, L)),
@@ -150,8 +152,9 @@ def test_frozen_charge_is_reported_as_a_lower_bound():
 def test_run_u1_algorithm_rejects_bad_input():
     with pytest.raises(ValueError, match="algorithm must be one of"):
         run_u1_algorithm("metropolis", 1.0, 4, 10, 2)
-    with pytest.raises(ValueError, match="needs a trained model"):
-        run_u1_algorithm("flow", 1.0, 4, 10, 2)
+    for algorithm in ("flow", "flow_heatbath"):
+        with pytest.raises(ValueError, match="needs a trained model"):
+            run_u1_algorithm(algorithm, 1.0, 4, 10, 2)
 
 
 def test_u1_flow_checkpoint_round_trip(tmp_path):

@@ -24,7 +24,13 @@ The sampler contract (every member promises it, :func:`run_chain` relies on noth
 
 from .base import FieldState, metropolis_accept
 from .chain import Chain, run_chain
-from .flow_mcmc import FlowMCMCInfo, FlowMCMCState, FlowMetropolis, independence_metropolis
+from .flow_mcmc import (
+    FlowMCMCInfo,
+    FlowMCMCState,
+    FlowMetropolis,
+    FlowMetropolisWithLocal,
+    independence_metropolis,
+)
 from .heatbath import (
     U1Heatbath,
     U1HeatbathInfo,
@@ -63,6 +69,7 @@ __all__ = [
     "LocalMetropolisState",
     "LocalMetropolisInfo",
     "FlowMetropolis",
+    "FlowMetropolisWithLocal",
     "FlowMCMCState",
     "FlowMCMCInfo",
     "independence_metropolis",
