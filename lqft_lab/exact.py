@@ -244,6 +244,12 @@ _U1_CUTOFF = 1e-40
 
 def _u1_validate(beta: float, L: int | Sequence[int]) -> tuple[float, int]:
     """Validate ``beta`` (finite, >= 0) and a 2D lattice; return ``(beta, V)``."""
+    beta, shape = _u1_validate_shape(beta, L)
+    return beta, shape[0] * shape[1]
+
+
+def _u1_validate_shape(beta: float, L: int | Sequence[int]) -> tuple[float, tuple[int, int]]:
+    """Validate ``beta`` (finite, >= 0) and a 2D lattice; return ``(beta, (L0, L1))``."""
     if isinstance(beta, bool) or not isinstance(beta, Real):
         raise TypeError(f"beta must be a real number, got {type(beta).__name__}")
     beta = float(beta)
@@ -252,7 +258,7 @@ def _u1_validate(beta: float, L: int | Sequence[int]) -> tuple[float, int]:
     shape = lattice_shape(L if isinstance(L, int) else tuple(L), dim=2)
     if len(shape) != 2:
         raise ValueError(f"the U(1) results are for a 2D lattice (L0, L1), got shape {shape}")
-    return beta, shape[0] * shape[1]
+    return beta, shape
 
 
 def _u1_bessel(beta: float) -> tuple[np.ndarray, int]:

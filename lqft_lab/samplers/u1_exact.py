@@ -30,12 +30,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from numbers import Real
 
 import torch
 
 from ..actions.u1 import random_gauge_transform, wrap_angle
-from ..lattice import lattice_shape
+from ..exact import _u1_validate_shape
 from .heatbath import sample_von_mises
 
 __all__ = ["sample_u1_exact", "u1_links_from_plaquettes"]
@@ -107,14 +106,7 @@ def sample_u1_exact(
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if isinstance(beta, bool) or not isinstance(beta, Real):
-        raise TypeError(f"beta must be a real number, got {type(beta).__name__}")
-    beta = float(beta)
-    if not (math.isfinite(beta) and beta >= 0):
-        raise ValueError(f"beta must be finite and >= 0, got {beta}")
-    shape = lattice_shape(L if isinstance(L, int) else tuple(L), dim=2)
-    if len(shape) != 2:
-        raise ValueError(f"the U(1) sampler is for a 2D lattice (L0, L1), got shape {shape}")
+    beta, shape = _u1_validate_shape(beta, L)  # the checks of lqft_lab.exact's U(1) results
     V = shape[0] * shape[1]
     device = torch.device(device) if device is not None else torch.device("cpu")
     f64 = dict(dtype=torch.float64, device=device)
