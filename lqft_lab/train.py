@@ -31,8 +31,13 @@ import torch
 from tqdm.auto import tqdm
 
 from .analysis.ess import ess as _ess
-from .samplers.base import metropolis_accept
-from .samplers.flow_mcmc import independence_metropolis
+from .samplers.flow_mcmc import (
+    FlowMCMCState,
+    FlowMetropolis,
+    _check_local_sampler,
+    _local_moves,
+    independence_metropolis,
+)
 
 __all__ = [
     "TrainConfig",
@@ -366,9 +371,10 @@ class ChainTrainer(Trainer):
             raise ValueError("ChainTrainer runs steps op by op; cuda_graph=True cannot be honoured")
         if isinstance(n_local, bool) or not isinstance(n_local, int) or n_local < 0:
             raise ValueError(f"n_local must be a non-negative integer, got {n_local!r}")
-        if local is not None and not (hasattr(local, "init") and hasattr(local, "step")):
-            raise TypeError(f"local must be a sampler with init and step methods, got {local!r}")
+        if local is not None:
+            _check_local_sampler(local)
         super().__init__(model, action, replace(config, cuda_graph=False), callbacks)
+        self._flow_mh = FlowMetropolis(model, action, batch_size=config.batch_size)
         self.local = local
         self.n_local = n_local if local is not None else 0
         self.x: torch.Tensor | None = None  # the chains' current fields
@@ -387,21 +393,15 @@ class ChainTrainer(Trainer):
         max_norm = self.config.grad_clip if self.config.grad_clip is not None else math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
         with torch.no_grad():  # the flow-MH move, with the weights the loss was taken at
-            y, logq_y = self.model.sample(batch, generator=self.generator)
-            logw_y = -self.action(y) - logq_y
-            logw_x = -self.action(self.x) - logq.detach()
-            accepted = metropolis_accept(logw_y - logw_x, self.generator)
-            keep = accepted.view(-1, *([1] * (y.dim() - 1)))
-            x = torch.where(keep, y, self.x)
+            state = FlowMCMCState(x=self.x, logp=-self.action(self.x), logq=logq.detach())
+            state, info = self._flow_mh.step(state, self.generator)
         self._step_or_skip(torch.isfinite(loss) & torch.isfinite(grad_norm))
+        x = state.x
         if self.n_local:
-            state = self.local.init(x)
-            for _ in range(self.n_local):
-                state, _ = self.local.step(state, self.generator)
-            x = state.x
+            x = _local_moves(self.local, x, self.n_local, self.generator)
         self.x = x.detach()
-        self._accepted.append(accepted)
-        return logw_y.detach()
+        self._accepted.append(info.accepted)
+        return info.logw.detach()
 
     def _metrics(self, logw: torch.Tensor) -> dict:
         if self._accepted:

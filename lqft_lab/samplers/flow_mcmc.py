@@ -155,6 +155,20 @@ class FlowMetropolis:
         return new, FlowMCMCInfo(accepted=accepted, logw=logw1)
 
 
+def _check_local_sampler(local) -> None:
+    """A local sampler has ``init(x) -> state`` and ``step(state, generator)``."""
+    if not (hasattr(local, "init") and hasattr(local, "step")):
+        raise TypeError(f"local must be a sampler with init and step methods, got {local!r}")
+
+
+def _local_moves(local, x: torch.Tensor, n: int, generator) -> torch.Tensor:
+    """The fields ``x`` after ``n`` steps of the local sampler ``local``."""
+    state = local.init(x)
+    for _ in range(n):
+        state, _ = local.step(state, generator)
+    return state.x
+
+
 class FlowMetropolisWithLocal:
     """Flow-MH moves alternated with the moves of an exact local sampler.
 
@@ -183,8 +197,7 @@ class FlowMetropolisWithLocal:
     """
 
     def __init__(self, model, action, local, n_local: int = 1, batch_size: int = 64, prefetch=1):
-        if not (hasattr(local, "init") and hasattr(local, "step")):
-            raise TypeError(f"local must be a sampler with init and step methods, got {local!r}")
+        _check_local_sampler(local)
         if isinstance(n_local, bool) or not isinstance(n_local, int) or n_local < 1:
             raise ValueError(f"n_local must be an integer >= 1, got {n_local!r}")
         self.flow = FlowMetropolis(model, action, batch_size=batch_size, prefetch=prefetch)
@@ -205,10 +218,7 @@ class FlowMetropolisWithLocal:
     ) -> tuple[FlowMCMCState, FlowMCMCInfo]:
         """One flow-MH move, then ``n_local`` local steps, per chain."""
         state, info = self.flow.step(state, generator)
-        local_state = self.local.init(state.x)
-        for _ in range(self.n_local):
-            local_state, _ = self.local.step(local_state, generator)
-        x = local_state.x
+        x = _local_moves(self.local, state.x, self.n_local, generator)
         with torch.no_grad():  # the moved fields' densities, without the flow's prefetch reset
             state = FlowMCMCState(x=x, logp=-self.flow.action(x), logq=self.flow.model.log_prob(x))
         return state, info
