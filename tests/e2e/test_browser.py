@@ -17,8 +17,9 @@ the notebook (see ``conftest.py``):
    ``running · step N / N_STEPS · …`` and three plots; training has started by itself.
 4. Growth: the status line's step and the number of rows in every plotted Bokeh
    ``ColumnDataSource`` (read from ``Bokeh.documents`` in the page) increase.
-5. Responsiveness: a new cell ``print(1 + 1)`` run meanwhile prints ``2`` within seconds,
-   and training is still running afterwards.
+5. Responsiveness: new cells ``print(1000 + 1)``, ``print(1001 + 1)``, …, run one after
+   another meanwhile, each print their number in their own output within seconds, and
+   training is still running afterwards.
 6. Stop: the status line says ``stopped``, Stop is disabled and Start enabled, and neither
    the step nor the plotted rows change for a few seconds.
 7. Start: ``running`` again and both grow again (screenshot
@@ -40,6 +41,9 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "build" / "e2e"  # as in conft
 
 NOTEBOOK = "01_phi4_real_nvp.ipynb"
 N_STEPS = 2000  # log_every = N_STEPS // 200 = 10; about a minute of training or more on CI
+# Probe cells run while training runs. With ipykernel 7.4, about one probe in 40 printed into
+# the dashboard's cell (3 of 120 seen); with 6.31, none of 160.
+N_PROBES = 5
 STATUS = re.compile(r"(ready|running|stopped|done|error\b[^·]*) · step (\d+) / (\d+)")
 # Signs of a dashboard the browser could not render.
 BROKEN = ("model not found", "Unable to run Panel code", "Error displaying widget")
@@ -59,6 +63,9 @@ PLOT_ROWS_JS = """() => {
     }
     return rows;
 }""".replace("METRICS", '["loss", "ess", "acceptance"]')
+# Indices of the notebook's cells whose text contains a string.
+CELLS_SHOWING_JS = """(text) => Array.from(document.querySelectorAll(".jp-Notebook-cell"))
+    .map((cell, i) => (cell.innerText.includes(text) ? i : -1)).filter(i => i >= 0)"""
 
 
 def wait_until(page, predicate, what, timeout: float = 30.0, poll_ms: int = 250):
@@ -134,6 +141,39 @@ def grows(page, dashboard, step: int, rows: int, what: str, timeout: float = 40.
     return wait_until(page, grown, lambda: f"{goal} (last seen: {seen})", timeout)
 
 
+def probe_answers(page, train_cell, dashboard, k: int) -> float:
+    """Add a cell below the training cell that prints a number unique to probe ``k``, run it
+    and return the seconds until its own output shows the number (the bound is 15 s).
+
+    Waiting longer than the bound only tells a slow answer from a lost one in the failure
+    message, which says what the probe cell showed and which cells show the number: a
+    kernel that routes the output by a stale parent puts it under the dashboard instead.
+    """
+    answer = str(1000 + k + 1)
+    train_cell.locator(".jp-InputPrompt").click()
+    page.keyboard.press("Escape")
+    page.keyboard.press("b")  # a new code cell below, in command mode
+    page.keyboard.press("Enter")
+    page.keyboard.type(f"print({1000 + k} + 1)")
+    probe = code_cell(page, f"print({1000 + k} + 1)")
+    output = probe.locator(".jp-OutputArea")
+    sent = time.monotonic()
+    page.keyboard.press("Shift+Enter")
+    wait_until(
+        page,
+        lambda: output.inner_text().strip() == answer,
+        lambda: (
+            f"probe {k} to print {answer} (prompt {prompt(probe)!r}, output "
+            f"{output.inner_text()[:300]!r}, cells showing it "
+            f"{page.evaluate(CELLS_SHOWING_JS, answer)}, dashboard {status(dashboard)})"
+        ),
+        timeout=60,
+    )
+    latency = time.monotonic() - sent
+    assert latency < 15, f"probe {k} answered only after {latency:.1f} s while training ran"
+    return latency
+
+
 def assert_not_broken(page) -> None:
     """No sign of a dashboard the browser could not render, in the page or its console."""
     for sign in BROKEN:
@@ -207,33 +247,12 @@ def test_notebook01_training_dashboard_in_chromium(page, lab_server):
         step1, rows1 = grows(page, dashboard, step0, plot_rows(page), "training")
         times["plots grew"] = time.monotonic() - t0
 
-        # 5. The kernel answers while training runs.
-        train_cell.locator(".jp-InputPrompt").click()
-        page.keyboard.press("Escape")
-        page.keyboard.press("b")  # a new code cell below, in command mode
-        page.keyboard.press("Enter")
-        page.keyboard.type("print(1 + 1)")
-        probe = code_cell(page, "print(1 + 1)")
+        # 5. The kernel answers while training runs, and each answer lands in its own cell.
         _, step_before = status(dashboard)
-        sent = time.monotonic()
-        page.keyboard.press("Shift+Enter")
-        # The bound is 15 s. Waiting longer only tells a slow answer from none at all in the
-        # failure message, with what the probe cell showed (its prompt is [*] while queued).
-        output = probe.locator(".jp-OutputArea")
-        wait_until(
-            page,
-            lambda: output.inner_text().strip() == "2",
-            lambda: (
-                f"the probe to print 2 (prompt {prompt(probe)!r}, output "
-                f"{output.inner_text()[:300]!r}, dashboard {status(dashboard)})"
-            ),
-            timeout=60,
-        )
-        latency = time.monotonic() - sent
-        assert latency < 15, f"the probe answered only after {latency:.1f} s while training ran"
+        latencies = [probe_answers(page, train_cell, dashboard, k) for k in range(N_PROBES)]
         state, step_after = status(dashboard)
-        assert state == "running", f"training ended ({state!r}) before the probe cell answered"
-        times[f"print(1 + 1) answered in {latency:.2f} s"] = time.monotonic() - t0
+        assert state == "running", f"training ended ({state!r}) before the probe cells answered"
+        times[f"{N_PROBES} probes answered in ≤ {max(latencies):.2f} s"] = time.monotonic() - t0
 
         # 6. Stop stops: the status says so, and nothing moves any more.
         stop.click()
@@ -261,7 +280,7 @@ def test_notebook01_training_dashboard_in_chromium(page, lab_server):
         assert_not_broken(page)
         print("console errors (not fatal):", *page.errors, sep="\n  ")
         print(
-            f"steps {step0} → {step1} (rows {rows1}); probe ran during {step_before}–{step_after}"
+            f"steps {step0} → {step1} (rows {rows1}); probes ran during {step_before}–{step_after}"
         )
     except Exception:
         page.screenshot(path=str(ARTIFACTS / "failure.png"))
