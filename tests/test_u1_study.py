@@ -176,12 +176,12 @@ def test_u1_flow_checkpoint_round_trip(tmp_path):
         load_checkpoint(path, architecture=build_u1_flow(8, n_layers=8).config)
 
 
-@pytest.mark.parametrize("beta", [2.0, 4.0, 6.0])
-def test_shipped_u1_flows_are_as_good_as_recorded(beta):
-    """data/models/u1_L8_b<β> (notebook 02's flows): the right action, a fresh-sample loss
-    that agrees with the one recorded, and the variational bound KL(q‖p) = loss + log Z ≥ 0
-    against the exact log Z. (Gauge equivariance holds for any weights: test_flows_u1.py.)"""
-    L = 8
+@pytest.mark.parametrize(("L", "beta"), [(8, 2.0), (8, 4.0), (8, 6.0), (16, 4.0), (16, 6.0)])
+def test_shipped_u1_flows_are_as_good_as_recorded(L, beta):
+    """data/models/u1_L<L>_b<β> (notebook 02's flows; those at L = 16 are full mode's starts
+    for its scan): the right action and lattice, a fresh-sample loss that agrees with the one
+    recorded, and the variational bound KL(q‖p) = loss + log Z ≥ 0 against the exact log Z.
+    (Gauge equivariance holds for any weights: test_flows_u1.py.)"""
     action = U1WilsonAction(beta)
     model, meta = load_checkpoint(pretrained_path(f"u1_L{L}_b{beta:g}"), action=action)
     assert meta["kind"] == "u1_equivariant" and model.config.L == L
