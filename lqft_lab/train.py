@@ -31,6 +31,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .analysis.ess import ess as _ess
+from .samplers.chain import _check_int
 from .samplers.flow_mcmc import (
     FlowMCMCState,
     FlowMetropolis,
@@ -369,8 +370,7 @@ class ChainTrainer(Trainer):
         config = config or TrainConfig()
         if config.cuda_graph is True:
             raise ValueError("ChainTrainer runs steps op by op; cuda_graph=True cannot be honoured")
-        if isinstance(n_local, bool) or not isinstance(n_local, int) or n_local < 0:
-            raise ValueError(f"n_local must be a non-negative integer, got {n_local!r}")
+        _check_int("n_local", n_local, 0)
         if local is not None:
             _check_local_sampler(local)
         super().__init__(model, action, replace(config, cuda_graph=False), callbacks)

@@ -17,6 +17,7 @@ import torch
 
 from ..lattice import check_field
 from .base import metropolis_accept
+from .chain import _check_int
 
 __all__ = [
     "FlowMCMCState",
@@ -198,8 +199,7 @@ class FlowMetropolisWithLocal:
 
     def __init__(self, model, action, local, n_local: int = 1, batch_size: int = 64, prefetch=1):
         _check_local_sampler(local)
-        if isinstance(n_local, bool) or not isinstance(n_local, int) or n_local < 1:
-            raise ValueError(f"n_local must be an integer >= 1, got {n_local!r}")
+        _check_int("n_local", n_local, 1)
         self.flow = FlowMetropolis(model, action, batch_size=batch_size, prefetch=prefetch)
         self.local = local
         self.n_local = n_local

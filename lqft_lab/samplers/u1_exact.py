@@ -35,6 +35,7 @@ import torch
 
 from ..actions.u1 import random_gauge_transform, wrap_angle
 from ..exact import _u1_validate_shape
+from .chain import _check_int
 from .heatbath import sample_von_mises
 
 __all__ = ["sample_u1_exact", "u1_links_from_plaquettes"]
@@ -104,8 +105,7 @@ def sample_u1_exact(
         >>> theta = sample_u1_exact(1024, 8, 2.0)
         >>> torch.cos(plaquette_angles(theta)).mean()   # exact: u1_plaquette(2.0, 8) = 0.698
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    _check_int("batch_size", batch_size, 1)
     beta, shape = _u1_validate_shape(beta, L)  # the checks of lqft_lab.exact's U(1) results
     V = shape[0] * shape[1]
     device = torch.device(device) if device is not None else torch.device("cpu")
