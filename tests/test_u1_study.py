@@ -176,7 +176,9 @@ def test_u1_flow_checkpoint_round_trip(tmp_path):
         load_checkpoint(path, architecture=build_u1_flow(8, n_layers=8).config)
 
 
-@pytest.mark.parametrize(("L", "beta"), [(8, 2.0), (8, 4.0), (8, 6.0), (16, 4.0), (16, 6.0)])
+@pytest.mark.parametrize(
+    ("L", "beta"), [(8, 2.0), (8, 4.0), (8, 6.0), (16, 2.0), (16, 4.0), (16, 6.0)]
+)
 def test_shipped_u1_flows_are_as_good_as_recorded(L, beta):
     """data/models/u1_L<L>_b<β> (notebook 02's flows; those at L = 16 are full mode's starts
     for its scan): the right action and lattice, a fresh-sample loss that agrees with the one
