@@ -180,8 +180,8 @@ def test_u1_flow_checkpoint_round_trip(tmp_path):
     ("L", "beta"), [(8, 2.0), (8, 4.0), (8, 6.0), (16, 2.0), (16, 4.0), (16, 6.0)]
 )
 def test_shipped_u1_flows_are_as_good_as_recorded(L, beta):
-    """data/models/u1_L<L>_b<β> (notebook 02's flows; those at L = 16 are full mode's starts
-    for its scan): the right action and lattice, a fresh-sample loss that agrees with the one
+    """data/models/u1_L<L>_b<β> (notebook 02's flows; those at L = 16 are the flows of full
+    mode's scan, used as they are): the right action and lattice, a fresh-sample loss that agrees with the one
     recorded, and the variational bound KL(q‖p) = loss + log Z ≥ 0 against the exact log Z.
     (Gauge equivariance holds for any weights: test_flows_u1.py.)"""
     action = U1WilsonAction(beta)
