@@ -61,7 +61,7 @@ from lqft_lab.actions import Phi4Action
 from lqft_lab.flows import FlowModel, build_real_nvp, transfer_real_nvp
 from lqft_lab.io import DATA_DIR, load_checkpoint, pretrained_path
 from lqft_lab.lattice import resolve_device
-from lqft_lab.scaling import ALGORITHMS, ENSEMBLES, run_algorithm
+from lqft_lab.studies.phi4_scaling import ALGORITHMS, ENSEMBLES, run_algorithm
 from lqft_lab.train import TrainConfig, Trainer, evaluate
 
 L_TRAIN, M2_TRAIN, LAM_TRAIN = 8, -4.0, 8.0  # the tutorial's theory, parts (a) and (b)
@@ -344,7 +344,7 @@ def report_run(run) -> float:
 def bench_e5_cost(
     device: torch.device, quick: bool, seed: int, model_path: Path, prefetch: int
 ) -> None:
-    """The samplers of notebook 01b (:func:`lqft_lab.scaling.run_algorithm`) at E5."""
+    """The samplers of notebook 01b (:func:`lqft_lab.studies.phi4_scaling.run_algorithm`) at E5."""
     model, note = load_e5_flow(model_path, device)
     if note:
         emit("note", note)

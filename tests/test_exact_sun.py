@@ -1,4 +1,4 @@
-"""Exact SU(N) references in lqft_lab.exact_sun against checks that do not use their formulas.
+"""Exact SU(N) references in lqft_lab.exact.sun against checks that do not use their formulas.
 
 * Characters: the Weyl determinant ratio at generic phases, SU(2)'s ``sin((λ+1)θ)/sin θ``,
   ``χ(1) = d_λ``, orthonormality under the Haar eigenphase density (test's own grid).
@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from scipy import integrate, special, stats
 
-from lqft_lab.exact_sun import (
+from lqft_lab.exact.sun import (
     _default_n_grid,
     haar_eigenphase_density,
     irrep_dimension,

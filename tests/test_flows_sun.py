@@ -29,7 +29,7 @@ from lqft_lab.flows import (
     sun_plaquette_features,
     u1_masks,
 )
-from lqft_lab.sun import (
+from lqft_lab.groups.sun import (
     dagger,
     haar,
     log_vandermonde_sq,

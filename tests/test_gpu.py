@@ -322,8 +322,8 @@ def test_sun_heatbath_step_does_not_sync(request):
     # complex128, as run_sun_algorithm uses: a complex64 step ends with an SVD re-projection,
     # whose convergence check asks the host (samplers/heatbath_sun.py).
     from lqft_lab.actions import SUNWilsonAction
+    from lqft_lab.groups.sun import haar
     from lqft_lab.samplers import SUNHeatbath
-    from lqft_lab.sun import haar
 
     device = require_cuda()
     gen = torch.Generator(device=device).manual_seed(0)
@@ -340,7 +340,7 @@ def test_sun_heatbath_step_does_not_sync(request):
 def test_su3_spectral_decomposition_on_cuda_is_the_cpus():
     # SU(N >= 3) is decomposed by LAPACK on the host in one batch (sun._on_host), not by
     # CUDA's MAGMA path one matrix at a time; the results must come back to the GPU unchanged.
-    from lqft_lab.sun import eigenphases, haar, spectral_decomposition
+    from lqft_lab.groups.sun import eigenphases, haar, spectral_decomposition
 
     device = require_cuda()
     U = haar(64, 3, generator=torch.Generator().manual_seed(0))

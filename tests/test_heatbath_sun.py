@@ -2,7 +2,7 @@
 
 Exact anchors: the density ``∝ √(1 - a₀²) e^{κ a₀}`` of the SU(2) heatbath, integrated
 numerically for KS tests, and the finite-volume plaquette of the 2D Wilson action
-(:func:`lqft_lab.exact_sun.sun_plaquette`). Statistical checks use fixed seeds, KS p-values,
+(:func:`lqft_lab.exact.sun.sun_plaquette`). Statistical checks use fixed seeds, KS p-values,
 and 4σ with σ from the Γ-method over all chains as replicas.
 """
 
@@ -18,10 +18,10 @@ from scipy import integrate, special, stats
 
 from lqft_lab.actions import SUNWilsonAction, U1WilsonAction
 from lqft_lab.analysis import gamma_method
-from lqft_lab.exact_sun import sun_plaquette
+from lqft_lab.exact.sun import sun_plaquette
+from lqft_lab.groups.sun import haar, unitarity_violation
 from lqft_lab.observables.gauge_sun import sun_mean_plaquette
 from lqft_lab.samplers import SUNHeatbath, heatbath_sun, run_chain, sample_su2_heatbath
-from lqft_lab.sun import haar, unitarity_violation
 
 F64, C128 = torch.float64, torch.complex128
 

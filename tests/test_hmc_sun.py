@@ -1,7 +1,7 @@
 """SU(N) HMC: reversibility, ΔH ∝ ε², links stay in SU(N), gauge covariance, exact plaquette.
 
 Exact anchor: the finite-volume plaquette of the 2D Wilson action
-(:func:`lqft_lab.exact_sun.sun_plaquette`, character expansion). Statistical checks use fixed
+(:func:`lqft_lab.exact.sun.sun_plaquette`, character expansion). Statistical checks use fixed
 seeds and 4σ with σ from the Γ-method over all chains as replicas.
 """
 
@@ -16,7 +16,8 @@ import torch
 
 from lqft_lab.actions import SingleMatrixAction, SUNWilsonAction, sun_gauge_transform
 from lqft_lab.analysis import gamma_method
-from lqft_lab.exact_sun import sun_plaquette
+from lqft_lab.exact.sun import sun_plaquette
+from lqft_lab.groups.sun import dagger, haar, random_algebra, unitarity_violation
 from lqft_lab.observables.gauge_sun import sun_mean_plaquette
 from lqft_lab.samplers import (
     SUNHMC,
@@ -25,7 +26,6 @@ from lqft_lab.samplers import (
     sun_leapfrog,
     sun_omelyan,
 )
-from lqft_lab.sun import dagger, haar, random_algebra, unitarity_violation
 
 INTEGRATORS = {"leapfrog": sun_leapfrog, "omelyan": sun_omelyan}
 C128 = torch.complex128

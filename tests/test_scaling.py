@@ -8,7 +8,7 @@ import torch
 from lqft_lab import exact
 from lqft_lab.actions import Phi4Action
 from lqft_lab.flows import build_real_nvp
-from lqft_lab.scaling import (
+from lqft_lab.studies.phi4_scaling import (
     ENSEMBLES,
     Ensemble,
     fit_dynamical_exponent,

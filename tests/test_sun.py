@@ -24,8 +24,7 @@ from lqft_lab.actions import (
     sun_plaquettes,
     sun_staples,
 )
-from lqft_lab.observables import sun_mean_plaquette, sun_wilson_loop, wilson_loop
-from lqft_lab.sun import (
+from lqft_lab.groups.sun import (
     alcove_gaps,
     eigenphases,
     eigenphases_from_gaps,
@@ -39,6 +38,7 @@ from lqft_lab.sun import (
     spectral_decomposition,
     unitarity_violation,
 )
+from lqft_lab.observables import sun_mean_plaquette, sun_wilson_loop, wilson_loop
 
 C128 = torch.complex128
 pytestmark = pytest.mark.usefixtures("one_thread")

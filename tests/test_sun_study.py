@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lqft_lab import exact_sun
+from lqft_lab.exact import sun as exact_sun
 from lqft_lab.flows import build_sun_flow
-from lqft_lab.sun_study import (
+from lqft_lab.studies.sun import (
     SINGLE_MATRIX_TARGETS,
     run_sun_algorithm,
     single_matrix_action,
@@ -67,8 +67,8 @@ def test_flow_runs_need_a_model_and_algorithms_are_checked():
 def test_shipped_sun_flow_loads_and_is_gauge_equivariant(N):
     """data/models/suN_L8_b4 (notebook 03's fast mode) matches its action and stays exact."""
     from lqft_lab.actions import SUNWilsonAction, sun_gauge_transform
+    from lqft_lab.groups.sun import haar
     from lqft_lab.io import load_checkpoint, pretrained_path
-    from lqft_lab.sun import haar
 
     model, meta = load_checkpoint(pretrained_path(f"su{N}_L8_b4"), action=SUNWilsonAction(4.0, N))
     assert meta["kind"] == "sun_equivariant" and meta["metrics"]["acceptance"] >= 0.3

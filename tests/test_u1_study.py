@@ -23,13 +23,13 @@ from lqft_lab.exact import (
 )
 from lqft_lab.flows import LineRotationCoupling, RealNVPConfig, add_line_rotations, build_u1_flow
 from lqft_lab.io import load_checkpoint, pretrained_path, read_metadata, save_checkpoint
-from lqft_lab.train import ChainTrainer, evaluate
-from lqft_lab.u1_study import (
+from lqft_lab.studies.u1 import (
     charge_distribution,
     log_z_estimate,
     run_u1_algorithm,
     train_u1_flow,
 )
+from lqft_lab.train import ChainTrainer, evaluate
 
 
 @pytest.fixture(scope="module")
@@ -181,8 +181,9 @@ def test_u1_flow_checkpoint_round_trip(tmp_path):
 )
 def test_shipped_u1_flows_are_as_good_as_recorded(L, beta):
     """data/models/u1_L<L>_b<β> (notebook 02's flows; those at L = 16 are the flows of full
-    mode's scan, used as they are): the right action and lattice, a fresh-sample loss that agrees with the one
-    recorded, and the variational bound KL(q‖p) = loss + log Z ≥ 0 against the exact log Z.
+    mode's scan, used as they are): the right action and lattice, a fresh-sample loss that
+    agrees with the one recorded, and the variational bound KL(q‖p) = loss + log Z ≥ 0
+    against the exact log Z.
     (Gauge equivariance holds for any weights: test_flows_u1.py.)"""
     action = U1WilsonAction(beta)
     model, meta = load_checkpoint(pretrained_path(f"u1_L{L}_b{beta:g}"), action=action)
@@ -273,7 +274,7 @@ def test_every_algorithm_discards_a_tenth_of_its_steps_by_default(small_flow, mo
     # A flow chain starts from the flow's own draws, not from p: with acceptance ~0.01 its
     # first steps carry the proposals' bias (see run_u1_algorithm), so it thermalizes like
     # HMC and the heatbath; an explicit `thermalize` still wins.
-    import lqft_lab.u1_study as study
+    import lqft_lab.studies.u1 as study
 
     seen = []
 

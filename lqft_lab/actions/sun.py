@@ -36,8 +36,8 @@ from numbers import Real
 
 import torch
 
+from ..groups.sun import check_matrices, dagger, haar, project_algebra
 from ..lattice import shift
-from ..sun import check_matrices, dagger, haar, project_algebra
 
 __all__ = [
     "check_sun_links",
@@ -141,7 +141,7 @@ class SUNWilsonAction:
         N: the gauge group SU(N), ``N >= 2``; links must have matching matrix size.
 
     The exact finite-volume plaquette of this action (character expansion) is
-    :func:`lqft_lab.exact_sun.sun_plaquette`.
+    :func:`lqft_lab.exact.sun.sun_plaquette`.
 
     Example:
         >>> action = SUNWilsonAction(beta=4.0, N=3)
@@ -195,7 +195,7 @@ class SingleMatrixAction:
     The single-matrix targets of Boyda et al. (arXiv:2008.05456, eq. (22)): ``β = 9`` with
     ``c = (0.98, -0.63, -0.21)``, ``(0.17, -0.65, 1.22)`` or ``(1, 0, 0)``. ``S`` depends on
     ``U`` only through its eigenphases, ``Re tr U^k = Σ_j cos(k θ_j)``; the exact
-    normalisation and moments are in :mod:`lqft_lab.exact_sun` (``single_matrix_*``).
+    normalisation and moments are in :mod:`lqft_lab.exact.sun` (``single_matrix_*``).
 
     Args:
         beta: overall coupling ``β >= 0`` (finite).

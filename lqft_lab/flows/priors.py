@@ -18,9 +18,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..exact import lattice_momentum_squared
+from ..exact.free_field import lattice_momentum_squared
+from ..groups.sun import haar
 from ..lattice import lattice_shape as _lattice_shape
-from ..sun import haar
 
 __all__ = [
     "NormalPrior",
@@ -188,7 +188,7 @@ _COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128}
 class HaarPrior(nn.Module):
     """Haar-random SU(N) matrices ``(B, N, N)``, with density 1 with respect to Haar measure.
 
-    Samples with :func:`lqft_lab.sun.haar`. The complex dtype follows the module's real dtype
+    Samples with :func:`lqft_lab.groups.sun.haar`. The complex dtype follows the module's real dtype
     through a zero-size buffer: ``complex64`` by default (training), ``complex128`` after
     ``prior.double()`` (exactness checks); the device follows ``prior.to(device)``.
     :meth:`log_prob` is 0 in the real dtype of its input: every SU(N) density in

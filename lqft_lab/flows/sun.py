@@ -8,7 +8,7 @@ Contract. Densities are with respect to normalised Haar measure (the priors in
 (x, logJ)``, ``reverse(x) -> (z, logJ_inv)`` (see :mod:`lqft_lab.flows.base`).
 
 **The construction** (Boyda et al., arXiv:2008.05456, sec. III). Write ``U = V e^{iθ} V†``
-with canonical eigenphases ``θ`` (:func:`lqft_lab.sun.spectral_decomposition`); a map that
+with canonical eigenphases ``θ`` (:func:`lqft_lab.groups.sun.spectral_decomposition`); a map that
 moves ``θ`` and keeps ``V`` is conjugation equivariant. The alcove gaps ``g`` of ``θ`` are
 ``>= 0`` with ``Σ g = 2π``: ``x = g/2π`` is a point of the simplex ``Δ^{N-1}``.
 Stick-breaking maps the simplex to the cube ``[0, 1]^{N-1}``,
@@ -22,7 +22,7 @@ coordinate at a time, conditioned on the others (a coupling for ``N = 3``, autor
 general) and on an optional context; the faces of the cube, hence the walls of the alcove,
 stay in place. Block ``b`` breaks the stick in the cyclic vertex order ``g_{b+1}, g_{b+2},
 …``, so that every direction of the simplex gets flexibility. Back ``u' → x' → θ'``
-(:func:`lqft_lab.sun.eigenphases_from_gaps`) and ``U' = V e^{iθ'} V†``. Haar measure on
+(:func:`lqft_lab.groups.sun.eigenphases_from_gaps`) and ``U' = V e^{iθ'} V†``. Haar measure on
 the conjugacy classes carries the Weyl weight ``|Δ(θ)|²``, and ``θ ↔ g ↔ x`` is linear with a
 constant Jacobian, so
 
@@ -60,7 +60,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from ..sun import (
+from ..groups.sun import (
     alcove_gaps,
     check_matrices,
     dagger,

@@ -38,8 +38,8 @@ import torch
 from torch import nn
 
 from ..actions.sun import _plaquettes, check_sun_links
+from ..groups.sun import dagger
 from ..lattice import lattice_shape as _lattice_shape
-from ..sun import dagger
 from .base import Flow, FlowModel
 from .nets import ConvNet
 from .priors import HaarLinkPrior

@@ -3,8 +3,8 @@
 Every function takes links ``U`` of shape ``(B, 2, L0, L1, N, N)`` (the conventions of
 :mod:`lqft_lab.actions.sun`) and returns one real number per configuration, ``(B,)``, in the
 real dtype matching ``U``'s complex dtype. All are gauge invariant (traces of closed loops).
-The exact plaquette under the Wilson action is :func:`lqft_lab.exact_sun.sun_plaquette`; the
-infinite-volume Wilson loop is :func:`lqft_lab.exact_sun.sun_wilson_loop_infinite_volume`.
+The exact plaquette under the Wilson action is :func:`lqft_lab.exact.sun.sun_plaquette`; the
+infinite-volume Wilson loop is :func:`lqft_lab.exact.sun.sun_wilson_loop_infinite_volume`.
 
 References:
     D. Boyda et al., arXiv:2008.05456, sec. V (2D SU(N) observables).
@@ -15,8 +15,8 @@ from __future__ import annotations
 import torch
 
 from ..actions.sun import check_sun_links, sun_plaquettes
+from ..groups.sun import dagger
 from ..lattice import shift
-from ..sun import dagger
 from .gauge import _check_extent
 
 __all__ = ["sun_mean_plaquette", "sun_wilson_loop"]

@@ -47,7 +47,7 @@ averages ``+0.1 ulp`` for heatbath and ``-0.1 ulp`` for overrelaxation rotations
 Measured for SU(3) with one overrelaxation sweep per step: ``~1e-16`` per step in complex128
 (``1e-12`` after 10⁴ steps: harmless, so nothing is done), but ``~1e-8`` on average and
 ``5e-8`` at most per step in complex64 (``3e-5`` after 600 steps). So in complex64 every
-step ends with :func:`lqft_lab.sun.project_sun` (an SVD per link, about a third of the cost
+step ends with :func:`lqft_lab.groups.sun.project_sun` (an SVD per link, about a third of the cost
 of a step on a CPU), which resets the deviation to ``~1e-6``. On a GPU that SVD is the one
 host synchronisation of a complex64 step (``torch.linalg.svd`` checks its convergence
 flags on the host); complex128 steps have none.
@@ -70,7 +70,7 @@ from itertools import combinations
 import torch
 
 from ..actions.sun import SUNWilsonAction, check_sun_links, sun_staples
-from ..sun import check_special_unitary, project_sun
+from ..groups.sun import check_special_unitary, project_sun
 from . import heatbath
 from .base import FieldState
 from .heatbath import _even_extents, _group_sites
@@ -301,7 +301,8 @@ class SUNHeatbath:
         """Start every chain at the given links ``(B, 2, L0, L1, N, N)`` (``generator`` unused).
 
         The links fix the batch and the lattice, so they are required: the identity for a
-        cold start, :func:`lqft_lab.sun.haar` for a hot one. They must be in SU(N) to ``√ulp``.
+        cold start, :func:`lqft_lab.groups.sun.haar` for a hot one. They must be in SU(N) to
+        ``√ulp``.
         """
         if U is None:
             raise ValueError(

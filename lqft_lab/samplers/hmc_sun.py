@@ -2,9 +2,10 @@
 
 The Hamiltonian is ``H(U, X) = -Σ tr X² + S(U)`` with one momentum ``X`` in su(N)
 (anti-Hermitian, traceless) per link, drawn from ``∝ exp(tr X²)`` by
-:func:`lqft_lab.sun.random_algebra` (``-tr X² = ½ Σ_a p_a²``, unit Gaussian coordinates). With
-the force ``F`` of the action (:meth:`lqft_lab.actions.SUNWilsonAction.force`,
-``dS/dt = 2 Re tr(F X)`` along ``U → e^{tX} U``) Hamilton's equations are
+:func:`lqft_lab.groups.sun.random_algebra` (``-tr X² = ½ Σ_a p_a²``, unit Gaussian
+coordinates). With the force ``F`` of the action
+(:meth:`lqft_lab.actions.SUNWilsonAction.force`, ``dS/dt = 2 Re tr(F X)`` along
+``U → e^{tX} U``) Hamilton's equations are
 
     dU/dt = X U,        dX/dt = F(U),
 
@@ -24,7 +25,7 @@ near-unitary matrix neither damps nor cancels an earlier deviation, so ``|U U†
 10 steps in complex128 (``1e-11`` after 10⁴ trajectories: harmless, so nothing is done), but
 ``+8e-7`` in complex64, ``4e-4`` after 500 trajectories, which rescales plaquettes by as much
 and would bias a notebook-length run beyond its statistical error. So in complex64 the end
-of every trajectory is projected onto SU(N) (:func:`lqft_lab.sun.project_sun`, an SVD per
+of every trajectory is projected onto SU(N) (:func:`lqft_lab.groups.sun.project_sun`, an SVD per
 link, about 10% of a 10-step trajectory on a CPU) *before* the Metropolis test, so that ``S``
 and ``ΔH`` refer to the stored links; this moves links by ``~1e-6``, the round-off of the
 integration itself. The integrators never project and are reversible to round-off (tested).
@@ -42,7 +43,7 @@ from collections.abc import Callable
 
 import torch
 
-from ..sun import check_matrices, check_special_unitary, expm, project_sun, random_algebra
+from ..groups.sun import check_matrices, check_special_unitary, expm, project_sun, random_algebra
 from .base import FieldState, metropolis_accept
 from .hmc import OMELYAN_LAMBDA, HMCInfo, _check_integrator_args, _check_trajectory_options
 
@@ -216,7 +217,7 @@ class SUNHMC:
     def init(self, U: torch.Tensor, generator: torch.Generator | None = None) -> SUNHMCState:
         """Start every chain at the given links ``(B, ..., N, N)`` (``generator`` is unused).
 
-        The links must be in SU(N) to ``√ulp`` of their dtype (``lqft_lab.sun.haar`` for a
+        The links must be in SU(N) to ``√ulp`` of their dtype (``lqft_lab.groups.sun.haar`` for a
         hot start, the identity for a cold one).
         """
         if U is None:

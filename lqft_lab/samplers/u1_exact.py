@@ -34,7 +34,7 @@ from collections.abc import Sequence
 import torch
 
 from ..actions.u1 import random_gauge_transform, wrap_angle
-from ..exact import _u1_validate_shape
+from ..exact.u1 import _u1_validate_shape
 from .chain import _check_int
 from .heatbath import sample_von_mises
 

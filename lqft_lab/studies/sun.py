@@ -5,7 +5,7 @@ the notebook's cells stay short. Conventions:
 
 * single matrices are ``(B, N, N)``, lattice links ``(B, 2, L, L, N, N)`` (complex);
 * every flow density is with respect to normalised Haar measure, the measure of the exact
-  results in :mod:`lqft_lab.exact_sun`, so importance weights ``e^{-S}/q`` need no offset;
+  results in :mod:`lqft_lab.exact.sun`, so importance weights ``e^{-S}/q`` need no offset;
 * the three single-matrix targets are those of Boyda et al. (arXiv:2008.05456, Fig. 4):
   ``S(U) = -(β/N) Re tr Σ_k c_k U^k`` at ``β = 9``.
 
@@ -22,14 +22,14 @@ from dataclasses import dataclass
 
 import torch
 
-from . import exact_sun
-from .actions import SingleMatrixAction, SUNWilsonAction
-from .analysis import GammaResult, gamma_method
-from .flows import build_single_matrix_flow, build_sun_flow
-from .observables import sun_mean_plaquette, sun_wilson_loop
-from .samplers import SUNHMC, FlowMetropolis, SUNHeatbath, run_chain
-from .sun import haar
-from .train import train_and_evaluate
+from ..actions import SingleMatrixAction, SUNWilsonAction
+from ..analysis import GammaResult, gamma_method
+from ..exact import sun as exact_sun
+from ..flows import build_single_matrix_flow, build_sun_flow
+from ..groups.sun import haar
+from ..observables import sun_mean_plaquette, sun_wilson_loop
+from ..samplers import SUNHMC, FlowMetropolis, SUNHeatbath, run_chain
+from ..train import train_and_evaluate
 
 __all__ = [
     "SINGLE_MATRIX_TARGETS",

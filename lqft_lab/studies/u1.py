@@ -24,13 +24,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import exact
-from .actions import U1WilsonAction
-from .analysis import GammaResult, gamma_method
-from .flows import LineRotationCoupling, build_u1_flow
-from .observables import plaquette, topological_charge
-from .samplers import HMC, FlowMetropolis, FlowMetropolisWithLocal, U1Heatbath, run_chain
-from .train import evaluate, train_and_evaluate
+from .. import exact
+from ..actions import U1WilsonAction
+from ..analysis import GammaResult, gamma_method
+from ..flows import LineRotationCoupling, build_u1_flow
+from ..observables import plaquette, topological_charge
+from ..samplers import HMC, FlowMetropolis, FlowMetropolisWithLocal, U1Heatbath, run_chain
+from ..train import evaluate, train_and_evaluate
 
 __all__ = [
     "ALGORITHMS",

@@ -1,52 +1,10 @@
-"""Analytic references: the free scalar field (λ = 0, m² > 0) on a finite periodic lattice.
+"""Analytic references: 2D U(1) Wilson gauge theory on a periodic ``L0 × L1`` torus.
 
-These are the exact anchors that φ⁴ samplers, flows and observables are tested against.
-Every function takes a lattice ``shape`` (any dimension, any extents >= 2) and ``m2 > 0``
-and returns float64 NumPy data (arrays or floats); nothing here is random.
-
-Derivation (convention of :class:`lqft_lab.actions.Phi4Action`, arXiv:2101.08176 eq. (13)).
-At λ = 0 the action is
-
-    S(φ) = Σ_x [ -2 Σ_μ φ_x φ_{x+μ} + (2d + m²) φ_x² ] = φᵀ K φ,   K = -Δ + m²,
-
-because ``Σ_x Σ_μ (φ_{x+μ} - φ_x)² = Σ_x [2d φ_x² - 2 Σ_μ φ_x φ_{x+μ}]`` is ``φᵀ(-Δ)φ``
-with Δ the periodic lattice Laplacian. The weight ``e^{-φᵀKφ} = e^{-φᵀ(2K)φ/2}`` is a
-Gaussian of covariance ``(2K)⁻¹`` (note the 2: there is no ½ in front of the action), so
-
-    ⟨φ_x φ_y⟩ = (2K)⁻¹_{xy} = G(x - y),   G(x) = (1/V) Σ_p e^{ipx} G̃(p),
-    G̃(p) = 1 / (2 (p̂² + m²)),   p̂² = Σ_μ 4 sin²(p_μ/2),   p_μ = 2π n_μ / L_μ,
-
-with ``n_μ = 0, …, L_μ - 1``. Hence ``χ₂ = Σ_x G(x) = G̃(0) = 1/(2m²)`` in any volume.
-
-Zero momentum: ``C(t) = Σ_x⃗ G(t, x⃗)`` is the one-dimensional propagator of
-``2(-∂_t² + m²)``, which for ``t ≠ 0 (mod L_0)`` obeys
-``C(t+1) + C(t-1) = (2 + m²) C(t)``. So ``C(t) ∝ cosh(m_p (t - L_0/2))`` with
-
-    cosh(m_p) = 1 + m²/2,   equivalently   m_p = 2 arcsinh(m/2),
-
-and explicitly ``C(t) = cosh(m_p (t - L_0/2)) / (4 sinh(m_p) sinh(m_p L_0/2))`` for
-``0 <= t <= L_0``. The arccosh effective mass of this ``C`` equals ``m_p`` at every
-``t = 1, …, L_0 - 1``; the lattice pole mass ``m_p`` is below the bare ``m`` (``m_p → m``
-as ``m → 0``).
-
-Partition function: ``∫ dφ e^{-φᵀKφ} = π^{V/2} det(K)^{-1/2}``, so
-
-    log Z = (V/2) log π - (1/2) Σ_p log(p̂² + m²),
-
-which anchors free-energy estimates (``log Z = -F``) of flows at λ = 0.
-
-References:
-    I. Montvay, G. Münster, "Quantum Fields on a Lattice" (CUP 1994), ch. 3 (free scalar
-    field on the lattice).
-    M. S. Albergo et al., "Introduction to Normalizing Flows for Lattice Field Theory",
-    arXiv:2101.08176.
-    M. S. Albergo, G. Kanwar, P. E. Shanahan, arXiv:1904.12072, sec. IV.
-
-The second half of the module holds the exact finite-volume solution of 2D U(1) Wilson gauge
-theory on a periodic ``L0 × L1`` lattice (``u1_*`` functions, character expansion); its
-derivation is in the comment block above :func:`u1_log_z`. SU(N) references (the Weyl
-measure, single-matrix integrals, the 2D lattice character expansion) are in
-:mod:`lqft_lab.exact_sun`.
+The exact finite-volume solution by the character expansion: ``log Z``, the plaquette,
+Wilson loops, the topological susceptibility and the full charge distribution ``P(Q)``, the
+anchors that U(1) samplers and flows are tested against. Every function takes ``beta >= 0``
+and a 2D lattice and returns float64 NumPy data; nothing here is random. The derivation is in
+the comment block below; conventions are those of :class:`lqft_lab.actions.U1WilsonAction`.
 """
 
 from __future__ import annotations
@@ -59,18 +17,9 @@ import numpy as np
 from scipy.integrate import quad_vec
 from scipy.special import ive
 
-from .lattice import lattice_shape
+from ..lattice import lattice_shape
 
 __all__ = [
-    "lattice_momentum_squared",
-    "free_field_momentum_propagator",
-    "free_field_propagator",
-    "free_field_phi2",
-    "free_field_chi2",
-    "free_field_ising_energy",
-    "free_field_zero_momentum_correlator",
-    "free_field_pole_mass",
-    "free_field_log_z",
     "u1_log_z",
     "u1_plaquette",
     "u1_plaquette_infinite_volume",
@@ -79,121 +28,6 @@ __all__ = [
     "u1_topological_susceptibility_infinite_volume",
     "u1_charge_distribution",
 ]
-
-
-def _validate(shape: int | Sequence[int], m2: float) -> tuple[tuple[int, ...], float]:
-    shape = lattice_shape(shape if isinstance(shape, int) else tuple(shape))
-    m2 = _validate_m2(m2)
-    return shape, m2
-
-
-def _validate_m2(m2: float) -> float:
-    m2 = float(m2)
-    if not (math.isfinite(m2) and m2 > 0):
-        raise ValueError(
-            f"the free field needs m2 > 0 (the zero mode diverges otherwise), got m2={m2}"
-        )
-    return m2
-
-
-def lattice_momentum_squared(shape: int | Sequence[int]) -> np.ndarray:
-    """``p̂² = Σ_μ 4 sin²(p_μ/2)`` on the momentum grid ``p_μ = 2π n_μ / L_μ``.
-
-    Args:
-        shape: lattice extents (an int means a square 2D lattice), each >= 2.
-
-    Returns:
-        float64 array of the lattice shape, in FFT order (``[0, …, 0]`` is ``p = 0``).
-    """
-    shape = lattice_shape(shape if isinstance(shape, int) else tuple(shape))
-    axes = [4 * np.sin(np.pi * np.arange(n) / n) ** 2 for n in shape]
-    grids = np.meshgrid(*axes, indexing="ij")
-    return np.sum(grids, axis=0)
-
-
-def free_field_momentum_propagator(shape: int | Sequence[int], m2: float) -> np.ndarray:
-    """``G̃(p) = 1 / (2 (p̂² + m²))`` on the momentum grid (FFT order), float64.
-
-    Raises:
-        ValueError: for ``m2 <= 0`` or an invalid shape.
-    """
-    shape, m2 = _validate(shape, m2)
-    return 1.0 / (2.0 * (lattice_momentum_squared(shape) + m2))
-
-
-def free_field_propagator(shape: int | Sequence[int], m2: float) -> np.ndarray:
-    """Exact ``G(x) = ⟨φ_0 φ_x⟩`` of the free field on a periodic lattice, float64.
-
-    Args:
-        shape: lattice extents, e.g. ``(8, 8)``; any dimension.
-        m2: mass squared, ``> 0``.
-
-    Returns:
-        Array of the lattice shape indexed by the separation ``x``.
-
-    Example:
-        >>> G = free_field_propagator((4, 4), 0.5)
-        >>> bool(abs(G.sum() - 1.0) < 1e-12)   # χ₂ = 1/(2 m²)
-        True
-    """
-    Gp = free_field_momentum_propagator(shape, m2)
-    # np.fft.ifftn includes the 1/V of G(x) = (1/V) Σ_p e^{ipx} G̃(p)
-    return np.fft.ifftn(Gp).real
-
-
-def free_field_phi2(shape: int | Sequence[int], m2: float) -> float:
-    """``⟨φ_x²⟩ = G(0)``."""
-    return float(free_field_propagator(shape, m2).flat[0])
-
-
-def free_field_chi2(shape: int | Sequence[int], m2: float) -> float:
-    """Two-point susceptibility ``χ₂ = Σ_x G(x) = G̃(0) = 1/(2 m²)`` (volume independent)."""
-    _validate(shape, m2)
-    return 1.0 / (2.0 * float(m2))
-
-
-def free_field_ising_energy(shape: int | Sequence[int], m2: float) -> float:
-    """Ising energy ``E = (1/d) Σ_μ G(μ̂)``, the nearest-neighbour correlator."""
-    G = free_field_propagator(shape, m2)
-    d = G.ndim
-    units = [tuple(1 if nu == mu else 0 for nu in range(d)) for mu in range(d)]
-    return float(sum(G[u] for u in units) / d)
-
-
-def free_field_zero_momentum_correlator(shape: int | Sequence[int], m2: float) -> np.ndarray:
-    """``C(t) = Σ_x⃗ G(t, x⃗)`` with time along direction 0, shape ``(L_0,)``.
-
-    Equals ``cosh(m_p (t - L_0/2)) / (4 sinh(m_p) sinh(m_p L_0/2))`` with ``m_p`` from
-    :func:`free_field_pole_mass`.
-    """
-    G = free_field_propagator(shape, m2)
-    return G.reshape(G.shape[0], -1).sum(axis=1)  # (L_0, V / L_0) -> (L_0,)
-
-
-def free_field_pole_mass(m2: float) -> float:
-    """Lattice pole mass ``m_p`` with ``cosh(m_p) = 1 + m²/2``, i.e. ``2 arcsinh(m/2)``.
-
-    The exact arccosh effective mass of the free field at every ``t ≠ 0 (mod L_0)``, in any
-    volume and dimension.
-
-    Raises:
-        ValueError: for ``m2 <= 0``.
-    """
-    m2 = _validate_m2(m2)
-    return 2.0 * math.asinh(math.sqrt(m2) / 2.0)
-
-
-def free_field_log_z(shape: int | Sequence[int], m2: float) -> float:
-    """``log Z = log ∫ dφ e^{-S} = (V/2) log π - (1/2) Σ_p log(p̂² + m²)``.
-
-    Uses ``∫ dφ e^{-φᵀKφ} = π^{V/2} det(K)^{-1/2}`` with ``det K = Π_p (p̂² + m²)``.
-    """
-    shape, m2 = _validate(shape, m2)
-    V = math.prod(shape)
-    return 0.5 * V * math.log(math.pi) - 0.5 * float(
-        np.sum(np.log(lattice_momentum_squared(shape) + m2))
-    )
-
 
 # ---------------------------------------------------------------------------------------------
 # 2D U(1) Wilson gauge theory on a periodic L0 × L1 lattice (V = L0 L1 plaquettes).

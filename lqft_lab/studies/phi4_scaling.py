@@ -30,12 +30,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from .actions import Phi4Action
-from .analysis import GammaResult, PowerLawFit, fit_power_law
-from .flows import transfer_real_nvp
-from .observables import estimate, phi4_chain_observables, pole_mass, timeslice_observables
-from .samplers import HMC, FlowMetropolis, LocalMetropolis, run_chain
-from .train import TrainConfig, Trainer, evaluate
+from ..actions import Phi4Action
+from ..analysis import GammaResult, PowerLawFit, fit_power_law
+from ..flows import transfer_real_nvp
+from ..observables import estimate, phi4_chain_observables, pole_mass, timeslice_observables
+from ..samplers import HMC, FlowMetropolis, LocalMetropolis, run_chain
+from ..train import TrainConfig, Trainer, evaluate
 
 __all__ = [
     "Ensemble",

@@ -75,7 +75,7 @@ from numbers import Integral, Real
 import numpy as np
 from scipy.special import ive
 
-from .lattice import lattice_shape
+from ..lattice import lattice_shape
 
 __all__ = [
     "vandermonde_sq",
