@@ -19,6 +19,7 @@ The matplotlib helpers in :mod:`.plots` draw the same figures for static noteboo
 
 from ._headless import is_headless
 from .controls import Phi4Explorer
+from .explore import Explorer, Field
 from .plots import plot_autocorrelation, plot_tau_int, plot_trace, plot_training_history
 from .sampling import SamplingDashboard
 from .training import TrainingDashboard
@@ -28,6 +29,8 @@ __all__ = [
     "TrainingDashboard",
     "SamplingDashboard",
     "Phi4Explorer",
+    "Explorer",
+    "Field",
     "plot_training_history",
     "plot_autocorrelation",
     "plot_tau_int",
