@@ -1,14 +1,16 @@
 # The commands README.md names. Every target sets up .venv first, so on a fresh machine
 # `make lab` and `make test` are all a newcomer types.
 #
-#   make lab             JupyterLab on notebooks/
-#   make test            the whole test suite, notebooks included (what CI runs)
+#   make lab             JupyterLab on notebooks/ (installs the lab only)
+#   make test            the whole test suite, notebooks included (what CI runs; adds the
+#                        test tools to the lab's .venv)
 #   make notebooks       execute every notebook headless (fast mode) into build/notebooks/
 #   make notebooks-full  the published-scale run (--mode full --device auto)
 #   make gpu             the full notebook run on CUDA, the GPU tests, a report in reports/gpu/
 #                        (GPU_PY=python3 on a machine without network: no .venv)
 #   make bench           benchmarks/bench_phi4.py on the default device (BENCH_ARGS=--quick)
 #   make lint            ruff
+#   make nbval           nbval in lax mode over notebooks/ (a second, independent execution)
 #   make clean           remove build outputs (keeps .venv)
 #
 # torch is installed first and pinned to a CPU-only wheel by default; on a GPU machine pick
@@ -17,44 +19,64 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+LAB_STAMP := $(VENV)/.installed-lab
 STAMP := $(VENV)/.installed
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: venv lab test notebooks notebooks-full gpu bench lint clean
+.PHONY: venv lab-venv lab test nbval notebooks notebooks-full gpu bench lint clean
+
+# Two stages, each re-installed only when pyproject.toml (or this file) changed since:
+# lab-venv is what the notebooks need (torch, the package, JupyterLab), so a first `make lab`
+# opens JupyterLab after a few minutes; venv adds the test tools ([dev]) for `make test`.
+# jupyter-repo2docker is a test tool, not a dependency of the lab: tests/test_binder.py has
+# it render the Binder image's Dockerfile (no Docker needed) to check that binder/ is used.
+# The lab's settings overrides (in the venv, not in the user's home) turn off JupyterLab's
+# news prompt and update check: nothing stands between a student and notebook 01.
+LAB_SETTINGS_DIR := $(VENV)/share/jupyter/lab/settings
+lab-venv: $(LAB_STAMP)
+
+$(LAB_STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install '$(TORCH_SPEC)'
+	$(PY) -m pip install -e '.[lab]'
+	mkdir -p $(LAB_SETTINGS_DIR)
+	printf '%s\n' '{"@jupyterlab/apputils-extension:notification":' \
+		'  {"fetchNews": "false", "checkForUpdates": false}}' > $(LAB_SETTINGS_DIR)/overrides.json
+	touch $(LAB_STAMP)
 
 venv: $(STAMP)
 
-# Re-install only when pyproject.toml (or this file) changed since the last install.
-# jupyter-repo2docker is a test tool, not a dependency of the lab: tests/test_binder.py has
-# it render the Binder image's Dockerfile (no Docker needed) to check that binder/ is used.
-$(STAMP): pyproject.toml Makefile
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install '$(TORCH_SPEC)'
+$(STAMP): $(LAB_STAMP)
 	$(PY) -m pip install -e '.[dev]'
 	$(PY) -m pip install 'jupyter-repo2docker>=2024.7'
 	touch $(STAMP)
 
 # The file browser starts in notebooks/ and can reach the rest of the repository (data/).
 # Jupyter refuses to run as root without --allow-root; containers often run as root.
-lab: venv
+lab: lab-venv
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir='$(CURDIR)' \
-		--LabApp.default_url=/lab/tree/notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
+		--LabApp.default_url=/lab/tree/notebooks --LabApp.news_url=None \
+		$(if $(filter 0,$(shell id -u)),--allow-root)
 
 # Headless runs need no environment here: pyproject.toml's pytest section sets
 # MPLBACKEND=Agg and LQFT_LAB_HEADLESS=1 for every pytest run (nbval's kernels included),
 # and `python -m lqft_lab notebooks` gives its kernels LQFT_LAB_HEADLESS=1 itself.
 
-# pytest's configuration (pyproject.toml) collects tests/ and, through nbval, notebooks/;
-# it leaves out the tests marked gpu (see the gpu target).
+# pytest's configuration (pyproject.toml) collects tests/, which executes every notebook
+# once (papermill, fast mode); it leaves out the tests marked gpu (see the gpu target).
 test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-notebooks: venv
+# Not part of `make test`: a second execution of every notebook, by nbval in a fresh kernel.
+nbval: venv
+	$(PY) -m pytest --nbval-lax --nbval-current-env -m 'not gpu' $(PYTEST_ARGS) notebooks
+
+notebooks: lab-venv
 	$(PY) -m lqft_lab notebooks --mode fast
 
-notebooks-full: venv
+notebooks-full: lab-venv
 	$(PY) -m lqft_lab notebooks --mode full --device auto
 
 # Refuses without CUDA; then every notebook in full mode on CUDA into $(GPU_OUT), GPU_JOBS of
@@ -82,7 +104,7 @@ gpu: $(if $(GPU_PY),,venv)
 	[ $$nb -eq 0 ] && [ $$tests -eq 0 ]
 
 # Figures print as name=value lines; record them with the machine in benchmarks/RESULTS.md.
-bench: venv
+bench: lab-venv
 	$(PY) benchmarks/bench_phi4.py $(BENCH_ARGS)
 
 lint: venv

@@ -1,7 +1,9 @@
 """Shared test set-up: one papermill run of the notebooks per session, and markers.
 
+Every notebook executes once per test session (:func:`notebook_metrics`); the tests of its
+figures, of its tagged outputs and the browser tests all read that run's executed copies.
 Headless plotting (``MPLBACKEND=Agg``, ``LQFT_LAB_HEADLESS=1``) is set for every pytest run
-by pyproject.toml (pytest-env), before collection, so nbval's kernels inherit it as well.
+by pyproject.toml (pytest-env), before collection, so kernels inherit it as well.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ NOTEBOOKS = ROOT / "notebooks"
 NOTEBOOK_OUT = ROOT / "build" / "notebooks-test"
 
 
+# `make nbval` (not part of `make test`) lets nbval execute the notebooks a second time.
 # nbval reads a cell's outputs after the kernel's reply and gives up when no message comes
 # for `output_timeout` seconds (5, fixed in nbval 0.11). Reading stops at the kernel's idle
 # message, so a longer wait costs nothing when all is well; 5 s once failed notebook 03's

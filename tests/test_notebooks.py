@@ -289,6 +289,86 @@ def test_notebook_runs_in_fast_mode(notebook_metrics, stem):
     assert meta["status"] == "ok", meta.get("error")
 
 
+# The executed copies the session's run wrote (tests/conftest.py's notebook_metrics).
+EXECUTED = Path(__file__).resolve().parents[1] / "build" / "notebooks-test"
+# Cells with this tag must print what the notebook stores in them (nbval's tag, so that
+# `make nbval` checks the same cells).
+CHECK_OUTPUT_TAG = "nbval-check-output"
+
+
+def _text_outputs(cell) -> list[tuple[str, str]]:
+    """A code cell's printed text: streams and the text/plain of results, in order."""
+    texts = []
+    for out in cell.get("outputs", []):
+        if out["output_type"] == "stream":
+            texts.append((out["name"], out["text"]))
+        elif out["output_type"] in ("execute_result", "display_data"):
+            plain = out.get("data", {}).get("text/plain")
+            if plain is not None and "image/png" not in out["data"]:
+                texts.append(("text/plain", plain))
+        elif out["output_type"] == "error":
+            texts.append(("error", f"{out['ename']}: {out['evalue']}"))
+    # consecutive writes to one stream are one text, however the kernel flushed them
+    merged: list[tuple[str, str]] = []
+    for name, text in texts:
+        if merged and name == merged[-1][0] and name in ("stdout", "stderr"):
+            merged[-1] = (name, merged[-1][1] + text)
+        else:
+            merged.append((name, text))
+    return merged
+
+
+def _executed(notebook_metrics, stem):
+    meta = notebook_metrics["_meta"][stem]
+    assert meta["status"] == "ok", meta.get("error")
+    return nbformat.read(EXECUTED / f"{stem}.ipynb", as_version=4)
+
+
+@pytest.mark.notebooks
+@pytest.mark.timeout(RUN_ALL_TIMEOUT)
+@pytest.mark.parametrize("stem", REAL_NOTEBOOKS)
+def test_tagged_cells_print_what_they_stored(notebook_metrics, stem):
+    """What nbval's lax mode checked, read from the one execution of the session."""
+    source = nbformat.read(NOTEBOOKS / f"{stem}.ipynb", as_version=4)
+    executed = {cell.get("id"): cell for cell in _executed(notebook_metrics, stem).cells}
+    tagged = [c for c in source.cells if CHECK_OUTPUT_TAG in c.metadata.get("tags", [])]
+    for cell in tagged:
+        ran = executed.get(cell.get("id"))
+        assert ran is not None and ran.source == cell.source, f"cell {cell.get('id')} not run"
+        assert _text_outputs(ran) == _text_outputs(cell), f"{stem}, cell {cell.get('id')}"
+
+
+@pytest.mark.notebooks
+@pytest.mark.timeout(RUN_ALL_TIMEOUT)
+@pytest.mark.parametrize("stem", REAL_NOTEBOOKS)
+def test_markdown_the_notebooks_display_renders_clean(notebook_metrics, stem):
+    """Markdown made at run time (``display(Markdown(...))``) passes the source checks too."""
+    from test_notebook_style import markdown_problems
+
+    found = [
+        f"cell {i}: {problem}"
+        for i, cell in enumerate(_executed(notebook_metrics, stem).cells)
+        for out in cell.get("outputs", [])
+        for problem in markdown_problems(out.get("data", {}).get("text/markdown", ""))
+    ]
+    assert not found, f"{stem}:\n" + "\n".join(found)
+
+
+def test_text_outputs_merge_streams_and_skip_figures():
+    from nbformat.v4 import new_output
+
+    cell = new_code_cell("x")
+    cell.outputs = [
+        new_output("stream", name="stdout", text="all checks "),
+        new_output("stream", name="stdout", text="passed\n"),
+        new_output("display_data", data={"image/png": "AAAA", "text/plain": "<Figure>"}),
+        new_output("execute_result", data={"text/plain": "42"}, execution_count=1),
+    ]
+    assert _text_outputs(cell) == [("stdout", "all checks passed\n"), ("text/plain", "42")]
+    cell.outputs[1] = new_output("stream", name="stdout", text="failed\n")
+    assert _text_outputs(cell)[0] == ("stdout", "all checks failed\n")
+
+
 # Binder restarts a kernel that grows past 2 GB; 1.5 GiB leaves room for the JupyterLab
 # server and a second open notebook on the same Binder.
 PEAK_RSS_LIMIT_MB = 1536
