@@ -19,6 +19,10 @@ target volume buys.
 Conventions: ``time_per_step`` is wall time per Markov step *per chain* (all algorithms run
 ``B`` chains in one batch); ``τ_int`` is in those steps (one HMC trajectory, one local
 sweep, one flow proposal).
+
+The notebook's glue lives here too, so that each of its cells is one step: its sizes per mode
+(:data:`SIZES`, :func:`study_sizes`), the results table, the cost fits and the figures its
+Checks section records (:func:`scaling_figures`).
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ import torch
 
 from ..actions import Phi4Action
 from ..analysis import GammaResult, PowerLawFit, fit_power_law
-from ..flows import transfer_real_nvp
+from ..exact import lattice_momentum_squared
+from ..flows import SpectralNormalPrior, transfer_real_nvp
 from ..observables import estimate, phi4_chain_observables, pole_mass, timeslice_observables
 from ..samplers import HMC, FlowMetropolis, LocalMetropolis, run_chain
 from ..train import TrainConfig, Trainer, evaluate
@@ -41,11 +46,19 @@ __all__ = [
     "Ensemble",
     "ENSEMBLES",
     "ALGORITHMS",
+    "SIZES",
+    "study_sizes",
     "AlgorithmRun",
+    "make_sampler",
     "run_algorithm",
     "fit_dynamical_exponent",
+    "results_table",
+    "cost_fit",
+    "crossing_size",
     "TransferPoint",
     "volume_transfer",
+    "prior_spectrum",
+    "scaling_figures",
 ]
 
 ALGORITHMS = ("flow", "hmc", "local")
@@ -82,6 +95,67 @@ ENSEMBLES: dict[str, Ensemble] = {
     )
 }
 
+# Notebook 01b's sizes per mode. ``flow``, ``hmc``, ``local``: ``(chains, production steps)``;
+# a flow proposal costs a network pass, so flow chains get fewer steps (their τ_int is also
+# the shortest). ``ess_samples``: fresh samples per ESS of the volume transfer; ``finetune``:
+# ``{L: steps}`` of fine-tuning there. ``train_batch``, ``train_steps``: the batch and the
+# step budget when the flows are first trained on to a target acceptance. ``prefetch``:
+# flow chains draw this many steps' proposals in one pass of the flow (they do not depend on
+# the chain's state), which a GPU needs to be busy; on a CPU it makes no difference.
+SIZES: dict[str, dict] = {
+    "fast": dict(
+        ensembles=["E1", "E2"],
+        flow=(64, 500),
+        hmc=(64, 1000),
+        local=(64, 2000),
+        ess_samples=4096,
+        finetune={12: 100},
+        train_batch=64,
+        train_steps=2000,
+        prefetch=1,
+    ),
+    "full": dict(
+        ensembles=list(ENSEMBLES),
+        flow=(64, 2000),
+        hmc=(256, 5000),
+        local=(256, 10000),
+        ess_samples=16384,
+        finetune={12: 1000, 16: 1000, 24: 500},
+        train_batch=256,
+        train_steps=8000,
+        prefetch=16,
+    ),
+}
+
+
+def study_sizes(
+    mode: str, ensembles=None, target_acceptance: float = 0.4
+) -> tuple[dict, list[str]]:
+    """Notebook 01b's sizes for ``mode`` and the ensembles it runs, its inputs checked.
+
+    Args:
+        mode: ``"fast"`` or ``"full"`` (:data:`SIZES`).
+        ensembles: names from :data:`ENSEMBLES`, at least two (a fit of ``z`` needs two
+            sizes); ``None`` takes the mode's.
+        target_acceptance: the common acceptance the flows are held to, in ``(0, 1)``.
+
+    Returns:
+        ``(size, names)``: a copy of ``SIZES[mode]`` and the list of ensemble names.
+
+    Raises:
+        ValueError: with a sentence naming the bad argument.
+    """
+    if mode not in SIZES:
+        raise ValueError(f"mode must be 'fast' or 'full', got {mode!r}")
+    size = dict(SIZES[mode])
+    names = list(size["ensembles"] if ensembles is None else ensembles)
+    unknown = [n for n in names if n not in ENSEMBLES]
+    if unknown or len(names) < 2:
+        raise ValueError(f"choose at least two of {list(ENSEMBLES)} as ensembles, got {names}")
+    if not 0 < target_acceptance < 1:
+        raise ValueError(f"target_acceptance must be in (0, 1), got {target_acceptance}")
+    return size, names
+
 
 @dataclass(frozen=True)
 class AlgorithmRun:
@@ -111,6 +185,14 @@ class AlgorithmRun:
     thermalize: int = 0
 
     @property
+    def mpL_pull(self) -> float:
+        """``m_p L`` against the published value, in σ of both errors combined."""
+        e = self.ensemble
+        return (self.mp.value * e.L - e.mpL) / math.sqrt(
+            (self.mp.error * e.L) ** 2 + e.mpL_error**2
+        )
+
+    @property
     def time_per_step(self) -> float:
         """Seconds per Markov step per chain, thermalisation and measurements included."""
         return self.seconds / ((self.n_steps + self.thermalize) * self.n_chains)
@@ -120,7 +202,16 @@ class AlgorithmRun:
         return self.time_per_step * 2 * getattr(self, observable).tau_int
 
 
-def _sampler(algorithm: str, action, model, n_chains: int, hmc: tuple, local: tuple, prefetch: int):
+def make_sampler(
+    algorithm: str,
+    action,
+    model=None,
+    n_chains: int = 64,
+    hmc: tuple[float, int] = (0.1, 10),
+    local: tuple[float, int] = (1.0, 1),
+    prefetch: int = 1,
+):
+    """The sampler that :func:`run_algorithm` runs for ``algorithm`` (arguments as there)."""
     if algorithm == "flow":
         if model is None:
             raise ValueError("the flow algorithm needs a model")
@@ -183,7 +274,7 @@ def run_algorithm(
             raise ValueError(f"{name} must be an integer >= 2, got {value!r}")
     thermalize = n_steps // 10 if thermalize is None else thermalize
     action = ensemble.action
-    sampler = _sampler(algorithm, action, model, n_chains, hmc, local, prefetch)
+    sampler = make_sampler(algorithm, action, model, n_chains, hmc, local, prefetch)
     generator = torch.Generator(device=device).manual_seed(seed)
     x0 = None if algorithm == "flow" else torch.zeros(n_chains, *ensemble.lattice, device=device)
     observables = {**phi4_chain_observables(("M", "M2", "nn")), **timeslice_observables(ensemble.L)}
@@ -233,6 +324,62 @@ def fit_dynamical_exponent(runs, observable: str = "chi2") -> PowerLawFit:
         [g.tau_int for g in results],
         [g.tau_int_error for g in results],
     )
+
+
+def results_table(runs) -> str:
+    """A markdown table of χ₂, E, ``m_p L`` and acceptance, one row per run.
+
+    Args:
+        runs: ``{(algorithm, ensemble name): AlgorithmRun}``.
+    """
+    rows = [
+        "| ensemble | algorithm | χ₂ | E | m_p L | paper m_p L | acceptance |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for (alg, name), r in runs.items():
+        e, L = r.ensemble, r.ensemble.L
+        rows.append(
+            f"| {name} | {alg} | {r.chi2.value:.4f}({r.chi2.error:.4f}) "
+            f"| {r.E.value:.4f}({r.E.error:.4f}) | {r.mp.value * L:.3f}({r.mp.error * L:.3f}) "
+            f"| {e.mpL}({e.mpL_error}) | {r.acceptance:.2f} |"
+        )
+    return "\n".join(rows)
+
+
+def cost_fit(
+    runs, observable: str = "chi2", scale: float = 1e6
+) -> tuple[np.ndarray, np.ndarray, PowerLawFit]:
+    """The cost of one independent sample on each ensemble, and a power law through it.
+
+    The cost is ``time_per_step × 2 τ_int``; its relative error is that of ``τ_int`` (the
+    timings are taken as exact).
+
+    Args:
+        runs: :class:`AlgorithmRun` s of one algorithm on several ensembles.
+        observable: ``"chi2"``, ``"E"`` or ``"mp"``.
+        scale: units per second (``1e6``: microseconds).
+
+    Returns:
+        ``(cost, cost_error, fit)``, the fit of ``cost = α L^z``.
+    """
+    runs = list(runs)
+    cost = np.array([r.cost_per_independent_sample(observable) for r in runs]) * scale
+    results = [getattr(r, observable) for r in runs]
+    rel = np.array([g.tau_int_error / g.tau_int for g in results])
+    return cost, rel * cost, fit_power_law([r.ensemble.L for r in runs], cost, rel * cost)
+
+
+def crossing_size(flow: PowerLawFit, other: PowerLawFit) -> float:
+    """The ``L`` beyond which ``flow``'s cost line falls below ``other``'s.
+
+    Solves ``α_f L^z_f = α_g L^z_g`` in logarithms (nearly equal exponents would overflow a
+    power). Returns ``inf`` when ``other`` grows no faster than ``flow`` or the crossing is
+    beyond any float.
+    """
+    if other.z <= flow.z:
+        return math.inf
+    log_L = math.log(flow.alpha / other.alpha) / (other.z - flow.z)
+    return math.exp(log_L) if log_L < 700 else math.inf
 
 
 @dataclass(frozen=True)
@@ -331,3 +478,76 @@ def volume_transfer(
             )
         points.append(point)
     return points
+
+
+def prior_spectrum(model) -> tuple[np.ndarray, np.ndarray] | None:
+    """The variance per Fourier mode of a flow's spectral prior, ordered by ``p̂²``.
+
+    Args:
+        model: a flow whose ``prior`` is a :class:`~lqft_lab.flows.SpectralNormalPrior`.
+
+    Returns:
+        ``(p2, variance)``, both ``(V,)`` with ``p2`` ascending; ``None`` for any other
+        prior (white noise has variance 1 at every mode).
+    """
+    prior = model.prior
+    if not isinstance(prior, SpectralNormalPrior):
+        return None
+    p2 = lattice_momentum_squared(prior.lattice_shape).flatten()  # the prior's FFT order
+    with torch.no_grad():
+        variance = torch.exp(2 * prior.log_scale()).flatten().cpu().numpy()
+    order = np.argsort(p2)
+    return p2[order], variance[order]
+
+
+def scaling_figures(runs, fits, transfer, steps_trained=None) -> dict[str, float]:
+    """The figures notebook 01b records, by name (the names its tests read).
+
+    Args:
+        runs: ``{(algorithm, ensemble name): AlgorithmRun}``, every algorithm on every
+            ensemble; the last ensemble is the one whose cost ratios are recorded.
+        fits: ``{(algorithm, "chi2" | "E"): PowerLawFit}`` from :func:`fit_dynamical_exponent`.
+        transfer: the :class:`TransferPoint` s of :func:`volume_transfer`.
+        steps_trained: ``{ensemble name: steps}`` of extra training, if any.
+
+    Returns:
+        Name → value. ``z_flow_score`` is below 1 exactly when the flow's ``z(χ₂)`` is
+        compatible with zero (``|z| < 2σ`` or ``|z| < 0.3``).
+    """
+    names = list(dict.fromkeys(name for _, name in runs))
+    algorithms = list(dict.fromkeys(alg for alg, _ in runs))
+    out: dict[str, float] = {}
+    for name, steps in (steps_trained or {}).items():
+        out[f"extra_train_steps_{name}"] = steps
+    for name in names:
+        for alg in algorithms:
+            r = runs[alg, name]
+            out[f"tau_chi2_{alg}_{name}"] = r.chi2.tau_int
+            out[f"tau_chi2_{alg}_{name}_err"] = r.chi2.tau_int_error
+            out[f"tau_E_{alg}_{name}"] = r.E.tau_int
+        r = runs["flow", name]
+        out[f"mpL_{name}"] = r.mp.value * r.ensemble.L
+        out[f"mpL_{name}_err"] = r.mp.error * r.ensemble.L
+        out[f"mpL_pull_{name}"] = r.mpL_pull
+        out[f"acceptance_{name}"] = r.acceptance
+    for alg in algorithms:
+        for obs, key in (("chi2", "z"), ("E", "z_E")):
+            out[f"{key}_{alg}"] = fits[alg, obs].z
+            out[f"{key}_{alg}_err"] = fits[alg, obs].z_error
+    z = fits["flow", "chi2"]
+    out["z_flow_score"] = min(abs(z.z) / 0.3, abs(z.z) / (2 * z.z_error))
+    last = names[-1]
+    for alg in ("hmc", "local"):
+        out[f"cost_ratio_{alg}_over_flow_{last}"] = (
+            runs[alg, last].cost_per_independent_sample()
+            / runs["flow", last].cost_per_independent_sample()
+        )
+    for p in transfer:
+        out[f"ess_transfer_L{p.L}"] = p.ess
+        out[f"ess_locality_L{p.L}"] = p.ess_locality
+        out[f"loss_per_site_L{p.L}"] = p.loss
+        if p.finetune_steps:
+            out[f"ess_finetuned_L{p.L}"] = p.ess_finetuned
+            out[f"loss_per_site_finetuned_L{p.L}"] = p.loss_finetuned
+            out[f"finetune_gain_sigma_L{p.L}"] = p.finetune_gain_sigma
+    return out
