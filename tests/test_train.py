@@ -218,7 +218,7 @@ def test_a_check_that_meets_the_target_is_confirmed_on_fresh_samples(monkeypatch
     # Scripted measurements: the screen at step 50 reads high (0.62) but its confirmation
     # (0.45, on twice the samples) does not meet 0.5, so training goes on; at step 100 both
     # meet it. Without confirmation the first lucky screen ends the training.
-    import lqft_lab.train as train_module
+    import lqft_lab.train.evaluation as evaluation_module
 
     def run(confirm, readings):
         trainer = _trainer(n_steps=1000)
@@ -235,7 +235,7 @@ def test_a_check_that_meets_the_target_is_confirmed_on_fresh_samples(monkeypatch
                 "n": n_samples,
             }
 
-        monkeypatch.setattr(train_module, "evaluate", scripted)
+        monkeypatch.setattr(evaluation_module, "evaluate", scripted)
         checks = train_to_acceptance(trainer, 0.5, check_every=50, confirm=confirm)
         return trainer, checks, sizes
 
@@ -284,11 +284,11 @@ def test_train_to_acceptance_respects_the_step_budget_and_rejects_bad_targets():
 
 
 def test_only_a_real_host_sync_stops_the_cuda_graph():
-    # The capture check (train._sync_warnings) reads the warnings of CUDA's sync debug mode.
+    # The capture check (cuda_graph._sync_warnings) reads the warnings of CUDA's sync debug mode.
     # The first time a process turns that mode on, torch also warns that it "does not yet
     # detect all synchronizing operations": taken for a sync, it kept the first trainer of
     # every notebook kernel on ordinary steps, ten times slower on an H100.
-    from lqft_lab.train import SYNC_WARNING, _is_sync_warning
+    from lqft_lab.train.cuda_graph import SYNC_WARNING, _is_sync_warning
 
     assert _is_sync_warning(SYNC_WARNING)
     assert _is_sync_warning(f"Warning: {SYNC_WARNING} (function copy_kernel_cuda)")
