@@ -44,7 +44,8 @@ from .base import Flow, FlowModel
 from .nets import ConvNet
 from .priors import HaarLinkPrior
 from .sun import SpectralKernel
-from .u1 import STRIPE_PERIOD, StripeCoupling, U1Masks, stripe_offset, u1_masks
+from .u1.couplings import StripeCoupling
+from .u1.masks import STRIPE_PERIOD, U1Masks, stripe_offset, u1_masks
 
 __all__ = [
     "sun_plaquette_features",

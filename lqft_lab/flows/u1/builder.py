@@ -1,0 +1,212 @@
+"""The tutorial's U(1) flow: its architecture as a dataclass, the builder, and two upgrades.
+
+:func:`build_u1_flow` stacks :class:`~lqft_lab.flows.u1.GaugeEquivariantCoupling` layers on
+the stripes of :func:`~lqft_lab.flows.u1.stripe_offset` (every 8 layers update every link
+once), optionally followed by :class:`~lqft_lab.flows.u1.LineRotationCoupling` blocks, over
+a :class:`~lqft_lab.flows.priors.UniformAnglePrior`. The :class:`U1FlowConfig` it attaches as
+``model.config`` is what :mod:`lqft_lab.io` stores in checkpoints and rebuilds them from.
+:func:`add_loops_2x1` and :func:`add_line_rotations` copy a trained flow into a wider or
+longer one that starts as the same map.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from ...lattice import lattice_shape as _lattice_shape
+from ..base import Flow, FlowModel
+from ..nets import ConvNet
+from ..priors import UniformAnglePrior
+from ..splines import CircularSplineKernel
+from .couplings import GaugeEquivariantCoupling
+from .kernels import KERNELS, NCPKernel
+from .line_rotations import LineRotationCoupling
+from .masks import STRIPE_PERIOD, stripe_offset, u1_masks
+
+__all__ = ["U1FlowConfig", "build_u1_flow", "add_loops_2x1", "add_line_rotations"]
+
+
+@dataclass(frozen=True)
+class U1FlowConfig:
+    """Architecture of a gauge-equivariant U(1) flow on an ``L × L`` lattice.
+
+    Defaults follow the U(1) example of arXiv:2101.08176: 16 layers (two full cycles of the
+    8 mask patterns), 2 NCP components with a rotation, conv hidden channels ``[8, 8]``,
+    kernel 3, no final tanh (its range would cap ``s`` at ``softplus(±1)``).
+    ``kernel="spline"`` uses :class:`~lqft_lab.flows.splines.CircularSplineKernel` with
+    ``n_bins`` bins instead. ``offset_step`` orders the stripe offsets
+    (:func:`~lqft_lab.flows.u1.stripe_offset`). ``loops_2x1`` adds the 2×1 loop through
+    each active link's two plaquettes to the conditioner's input
+    (:meth:`~lqft_lab.flows.u1.GaugeEquivariantCoupling.features`). ``line_rotations``
+    follows every cycle of 8 plaquette couplings (and an incomplete last one) with 4
+    :class:`~lqft_lab.flows.u1.LineRotationCoupling` layers, lines of both directions and
+    both parities, whose conditioners have the plaquette couplings' hidden channels and
+    kernel size.
+    """
+
+    L: int = 8
+    n_layers: int = 16
+    kernel: str = "ncp"
+    n_mixture: int = 2
+    n_bins: int = 8
+    rotation: bool = True
+    hidden: tuple[int, ...] = field(default=(8, 8))
+    kernel_size: int = 3
+    offset_step: int = -1
+    loops_2x1: bool = False
+    line_rotations: bool = False
+
+    def __post_init__(self):
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        stripe_offset(0, self.offset_step)  # validates it
+        _lattice_shape(self.L)
+        if self.L % STRIPE_PERIOD:
+            raise ValueError(
+                f"L must be a multiple of {STRIPE_PERIOD} for the U(1) stripe masks, got {self.L}"
+            )
+        if self.n_layers < 1:
+            raise ValueError(f"n_layers must be >= 1, got {self.n_layers}")
+        if self.kernel not in KERNELS:
+            raise ValueError(f"kernel must be one of {sorted(KERNELS)}, got {self.kernel!r}")
+        if self.n_mixture < 1:
+            raise ValueError(f"n_mixture must be >= 1, got {self.n_mixture}")
+        if self.n_bins < 1:
+            raise ValueError(f"n_bins must be >= 1, got {self.n_bins}")
+        if any(h < 1 for h in self.hidden):
+            raise ValueError(f"hidden channel counts must be >= 1, got {self.hidden}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["hidden"] = list(self.hidden)
+        return d
+
+
+def _kernel(config: U1FlowConfig) -> nn.Module:
+    if config.kernel == "ncp":
+        return NCPKernel(config.n_mixture, config.rotation)
+    return CircularSplineKernel(config.n_bins, config.rotation)
+
+
+def _line_rotation_block(config: U1FlowConfig) -> list[LineRotationCoupling]:
+    """The 4 line rotations after a cycle: lines of ``mu = 0, 1``, parities 0, 1."""
+    block = []
+    for mu in (0, 1):
+        for parity in (0, 1):
+            kernel = _kernel(config)
+            net = ConvNet(
+                LineRotationCoupling.n_features,
+                kernel.n_params,
+                config.hidden,
+                config.kernel_size,
+                final_tanh=False,
+                dim=1,
+            )
+            block.append(LineRotationCoupling(kernel, net, (config.L, config.L), mu, parity))
+    return block
+
+
+def build_u1_flow(
+    L: int | None = None,
+    *,
+    config: U1FlowConfig | None = None,
+    seed: int | None = None,
+    **overrides,
+) -> FlowModel:
+    """Build a gauge-equivariant :class:`FlowModel` for 2D U(1) links ``(B, 2, L, L)``.
+
+    Layer ``i`` updates direction ``mu = i mod 2`` with stripe offset
+    :func:`stripe_offset(i, config.offset_step) <lqft_lab.flows.u1.stripe_offset>`, so
+    every 8 consecutive layers update every link once. The prior is
+    :class:`~lqft_lab.flows.priors.UniformAnglePrior` (the Haar measure).
+
+    Args:
+        L: lattice size (a multiple of 4); overrides ``config.L``.
+        config: the architecture; keyword ``overrides`` (``n_layers``, ``kernel``,
+            ``n_mixture``, ``n_bins``, ``rotation``, ``hidden``, ``kernel_size``,
+            ``offset_step``, ``loops_2x1``, ``line_rotations``) replace its fields.
+        seed: initialise the weights from this seed without touching the global RNG.
+
+    Returns:
+        The model, with its :class:`U1FlowConfig` as ``model.config``.
+
+    Example:
+        >>> model = build_u1_flow(8, n_layers=16, seed=0)
+        >>> theta, logq = model.sample(32)          # (32, 2, 8, 8), (32,)
+    """
+    if L is not None:
+        overrides["L"] = L
+    config = U1FlowConfig(**{**(config.to_dict() if config else {}), **overrides})
+    shape = (config.L, config.L)
+    with torch.random.fork_rng(devices=[], enabled=seed is not None):
+        if seed is not None:
+            torch.manual_seed(seed)
+        layers = []
+        for i in range(config.n_layers):
+            masks = u1_masks(shape, mu=i % 2, offset=stripe_offset(i, config.offset_step))
+            kernel = _kernel(config)
+            n_in = 4 if config.loops_2x1 else 2  # (cos, sin) of plaquettes [and of the loops]
+            net = ConvNet(
+                n_in, kernel.n_params, config.hidden, config.kernel_size, final_tanh=False
+            )
+            layers.append(GaugeEquivariantCoupling(kernel, net, masks, config.loops_2x1))
+            if config.line_rotations and (i % 8 == 7 or i == config.n_layers - 1):
+                layers.extend(_line_rotation_block(config))
+    model = FlowModel(UniformAnglePrior(shape), Flow(layers))
+    model.config = config
+    return model
+
+
+def add_loops_2x1(model: FlowModel) -> FlowModel:
+    """A copy of a plaquette-only U(1) flow whose conditioners also see the 2×1 loops.
+
+    The first convolution of every conditioner gains the two loop channels of
+    :meth:`~lqft_lab.flows.u1.GaugeEquivariantCoupling.features` with zero weights, so the copy is
+    the same map as ``model``: a starting point for training with loops from a flow trained
+    without them (the shipped ``data/models/u1_*`` flows, for instance).
+
+    Raises:
+        ValueError: ``model`` is not from :func:`build_u1_flow`, or already sees the loops.
+    """
+    config = getattr(model, "config", None)
+    if not isinstance(config, U1FlowConfig):
+        raise ValueError("add_loops_2x1 takes a U(1) flow built by build_u1_flow")
+    if config.loops_2x1:
+        raise ValueError("this flow's conditioners already see the 2×1 loops")
+    wider = build_u1_flow(config=config, loops_2x1=True, seed=0)  # weights replaced below
+    state = model.state_dict()
+    for name, tensor in wider.state_dict().items():
+        if tensor.shape != state[name].shape:  # a first convolution: (out, 4, k, k)
+            state[name] = torch.cat([state[name], tensor.new_zeros(tensor.shape)[:, 2:]], dim=1)
+    wider.load_state_dict(state)
+    parameter = next(model.parameters())
+    return wider.to(device=parameter.device, dtype=parameter.dtype).train(model.training)
+
+
+def add_line_rotations(model: FlowModel) -> FlowModel:
+    """A copy of a U(1) flow with line rotation blocks inserted, the same map.
+
+    The plaquette couplings keep their weights and order; after every cycle of 8 of them
+    (and after an incomplete last one) come 4 :class:`~lqft_lab.flows.u1.LineRotationCoupling`
+    layers that start as the identity (``U1FlowConfig.line_rotations``). A starting point
+    for training them into a flow trained without them, such as the shipped
+    ``data/models/u1_*`` flows.
+
+    Raises:
+        ValueError: ``model`` is not from :func:`build_u1_flow`, or already has them.
+    """
+    config = getattr(model, "config", None)
+    if not isinstance(config, U1FlowConfig):
+        raise ValueError("add_line_rotations takes a U(1) flow built by build_u1_flow")
+    if config.line_rotations:
+        raise ValueError("this flow already has line rotations")
+    longer = build_u1_flow(config=config, line_rotations=True, seed=0)
+    plaquette_layers = [
+        layer for layer in longer.flow.layers if isinstance(layer, GaugeEquivariantCoupling)
+    ]
+    for new, old in zip(plaquette_layers, model.flow.layers, strict=True):
+        new.load_state_dict(old.state_dict())
+    parameter = next(model.parameters())
+    return longer.to(device=parameter.device, dtype=parameter.dtype).train(model.training)
