@@ -8,6 +8,8 @@ small enough for the comparison to have power.
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, replace
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -24,9 +26,18 @@ from lqft_lab.exact import (
 from lqft_lab.flows import LineRotationCoupling, RealNVPConfig, add_line_rotations, build_u1_flow
 from lqft_lab.io import load_checkpoint, pretrained_path, read_metadata, save_checkpoint
 from lqft_lab.studies.u1 import (
+    ShippedFlow,
+    U1Scan,
+    U1Sizes,
     charge_distribution,
+    charge_table,
+    exact_table,
     log_z_estimate,
     run_u1_algorithm,
+    run_u1_scan,
+    scan_records,
+    scan_table,
+    shipped_u1_flow,
     train_u1_flow,
 )
 from lqft_lab.train import ChainTrainer, evaluate
@@ -274,7 +285,7 @@ def test_every_algorithm_discards_a_tenth_of_its_steps_by_default(small_flow, mo
     # A flow chain starts from the flow's own draws, not from p: with acceptance ~0.01 its
     # first steps carry the proposals' bias (see run_u1_algorithm), so it thermalizes like
     # HMC and the heatbath; an explicit `thermalize` still wins.
-    import lqft_lab.studies.u1 as study
+    import lqft_lab.studies.u1.chains as study
 
     seen = []
 
@@ -289,3 +300,187 @@ def test_every_algorithm_discards_a_tenth_of_its_steps_by_default(small_flow, mo
     with pytest.raises(StopIteration):
         study.run_u1_algorithm("flow", 1.0, 4, 400, 2, model=small_flow, thermalize=3)
     assert seen == [10, 40, 40, 40, 3]
+
+
+# --------------------------------------------------------------------------- the β scan
+
+
+def test_sizes_per_mode():
+    # The notebook's statistics per mode, as its setup cell had them before they moved here:
+    # fast mode runs the scan on L = 8 with the shipped flows as they are and flow + heatbath
+    # at the largest β only; full mode on L = 16, training where no flow was trained there.
+    fast = dict(train_steps=100, train_lr=1e-4, scratch_steps=2000, scratch_lr=3e-3,
+                flow=(64, 400), ess_samples=8192, logz_samples=16384, study_L=8,
+                hmc=(16, 2000), heatbath=(16, 800), study_train_steps=0, study_lr=3e-4,
+                train_batch=64, prefetch=1, flow_heatbath_every_beta=False)  # fmt: skip
+    full = dict(train_steps=1000, train_lr=1e-4, scratch_steps=20000, scratch_lr=3e-3,
+                flow=(256, 2000), ess_samples=65536, logz_samples=65536, study_L=16,
+                hmc=(64, 20000), heatbath=(64, 10000), study_train_steps=3000, study_lr=3e-4,
+                train_batch=256, prefetch=4, flow_heatbath_every_beta=True)  # fmt: skip
+    assert asdict(U1Sizes.for_mode("fast")) == fast
+    assert asdict(U1Sizes.for_mode("full")) == full
+    assert U1Sizes() == U1Sizes.for_mode("full")  # the defaults are full mode's (STYLE.md)
+    assert fast["flow"][0] * fast["flow"][1] >= 10_000 and fast["ess_samples"] >= 4096
+    with pytest.raises(ValueError, match="mode must be 'fast' or 'full'"):
+        U1Sizes.for_mode("medium")
+
+
+def test_shipped_u1_flow_prefers_the_scan_lattice():
+    shipped = shipped_u1_flow(6.0, 16)
+    assert shipped.name == "u1_L16_b6" and shipped.model.config.L == 16
+    assert not shipped.model.training and "u1_L16_b6" in shipped.summary()
+    # no flow trained on L = 12: the L = 8 one, whose conv nets run at any L, unless refused
+    assert shipped_u1_flow(4.0, 12).name == "u1_L8_b4"
+    assert shipped_u1_flow(4.0, 12, fallback_L8=False) is None
+    assert shipped_u1_flow(3.0, 8) is None
+
+
+def _flow(L, seed):
+    return build_u1_flow(L, n_layers=2, hidden=(4,), seed=seed).eval()
+
+
+def _same_weights(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+_META = {"steps": 0, "metrics": {"acceptance": 0.5, "ess": 0.3, "ess_samples": 4096}}
+
+TINY = replace(
+    U1Sizes.for_mode("fast"), study_L=4, flow=(8, 30), hmc=(4, 30), heatbath=(4, 20), train_batch=8
+)
+
+
+def test_scan_without_training_runs_flow_mh_where_a_flow_exists(monkeypatch):
+    # Fast mode's rules (study_train_steps = 0): the flow study's own model at β = beta on
+    # its own lattice, shipped flows as they are, even one trained at another L, and no
+    # flow-MH where there is none; flow + heatbath at the largest flow β only.
+    import lqft_lab.studies.u1.scan as scan_module
+
+    model = _flow(4, 0)
+    shipped = {0.5: _flow(8, 1)}  # trained at L = 8 only
+    calls = []
+
+    def fake_shipped(b, L, *, fallback_L8=True, device="cpu"):
+        calls.append((b, L, fallback_L8))
+        return ShippedFlow(f"fake_b{b:g}", shipped[b], _META) if b in shipped else None
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the scan trained a flow with study_train_steps = 0")
+
+    monkeypatch.setattr(scan_module, "shipped_u1_flow", fake_shipped)
+    monkeypatch.setattr(scan_module, "train_u1_flow", no_training)
+    hmc = {0.5: run_u1_algorithm("hmc", 0.5, 4, 30, 4, seed=0)}
+    scan = run_u1_scan((0.5, 1.0, 1.5), TINY, model, beta=1.0, L=4, hmc_runs=hmc, seed=0)
+    assert calls == [(0.5, 4, True), (1.5, 4, True)]  # not at β = beta on its own lattice
+    assert scan.flow_betas == [0.5, 1.0] and scan.L == 4
+    assert scan.flows[1.0] is model
+    assert _same_weights(scan.flows[0.5], shipped[0.5]) and scan.flows[0.5].config.L == 4
+    assert scan.runs["hmc", 0.5] is hmc[0.5]  # reused, the others run here
+    assert set(scan.runs) == {(a, b) for a in ("hmc", "heatbath") for b in (0.5, 1.0, 1.5)} | {
+        ("flow", 0.5),
+        ("flow", 1.0),
+        ("flow_heatbath", 1.0),
+    }
+    assert all(r.L == 4 and r.beta == b for (_, b), r in scan.runs.items())
+    assert scan.runs["flow", 0.5].n_chains == 8 and scan.runs["heatbath", 1.5].n_steps == 20
+    # nothing shipped: the same scan without looking for shipped flows
+    bare = run_u1_scan((0.5, 1.0), TINY, model, beta=1.0, L=4, use_pretrained=False)
+    assert bare.flow_betas == [1.0] and len(calls) == 2
+
+
+def test_scan_with_training_uses_flows_trained_on_its_lattice_as_they_are(monkeypatch):
+    # Full mode's rules (study_train_steps > 0; the flow study on L = 8, the scan on 4):
+    # a flow shipped for the scan's lattice runs as it is; one shipped for another lattice
+    # is trained on; without one, the flow of the β before is (annealing, from `model` at
+    # the first β); at β = beta only a flow trained on the scan's lattice is looked for.
+    # Flow + heatbath at every β.
+    import lqft_lab.studies.u1.scan as scan_module
+
+    model = _flow(8, 0)
+    shipped = {1.5: _flow(4, 1), 2.0: _flow(8, 2)}
+    calls, starts = [], {}
+
+    def fake_shipped(b, L, *, fallback_L8=True, device="cpu"):
+        calls.append((b, L, fallback_L8))
+        return ShippedFlow(f"fake_b{b:g}", shipped[b], _META) if b in shipped else None
+
+    def recording_train(L, b, n_steps, **kwargs):
+        starts[b] = {k: v.clone() for k, v in kwargs["model"].state_dict().items()}
+        assert kwargs["forward_kl"] and kwargs["keep_better"] and n_steps == 2
+        return train_u1_flow(L, b, n_steps, **kwargs)
+
+    monkeypatch.setattr(scan_module, "shipped_u1_flow", fake_shipped)
+    monkeypatch.setattr(scan_module, "train_u1_flow", recording_train)
+    sizes = replace(TINY, study_train_steps=2, flow_heatbath_every_beta=True)
+    scan = run_u1_scan((1.0, 1.5, 2.0, 2.5), sizes, model, beta=1.0, L=8, seed=0)
+    assert calls == [(1.0, 4, False), (1.5, 4, True), (2.0, 4, True), (2.5, 4, True)]
+    assert scan.flow_betas == [1.0, 1.5, 2.0, 2.5]
+    assert sorted(starts) == [1.0, 2.0, 2.5]  # β = 1.5 was trained on L = 4 already
+    assert _same_weights(scan.flows[1.5], shipped[1.5])
+    assert all(torch.equal(starts[1.0][k], v) for k, v in model.state_dict().items())
+    assert all(torch.equal(starts[2.0][k], v) for k, v in shipped[2.0].state_dict().items())
+    assert all(torch.equal(starts[2.5][k], v) for k, v in scan.flows[2.0].state_dict().items())
+    assert all(f.config.L == 4 for f in scan.flows.values())
+    assert all(("flow_heatbath", b) in scan.runs for b in scan.flow_betas)
+    assert len(scan.notes) == 2 + 1 + 3  # two shipped flows found; one used as is, three trained
+    assert any("the shipped flow, trained on this lattice, as it is" in n for n in scan.notes)
+    assert any("from the β=2 flow" in n for n in scan.notes)  # β = 2.5 annealed
+
+
+def test_scan_table_and_records_against_exact():
+    # A thawed and a frozen run at L = 4: pulls against the character expansion, the frozen
+    # charge's χ_t pull undefined and its τ_int(Q) a lower bound of the run length.
+    L = 4
+    runs = {
+        ("hmc", 1.0): run_u1_algorithm("hmc", 1.0, L, 300, 64, seed=1),
+        ("heatbath", 1.0): run_u1_algorithm("heatbath", 1.0, L, 300, 64, seed=1),
+        ("hmc", 20.0): run_u1_algorithm("hmc", 20.0, L, 20, 4, seed=0),
+    }
+    runs["flow", 20.0] = runs["flow_heatbath", 20.0] = runs["heatbath", 1.0]  # stand-ins
+    scan = U1Scan(L, runs, {20.0: None})
+    pulls = scan.pulls()
+    for alg in ("hmc", "heatbath"):
+        r = runs[alg, 1.0]
+        assert pulls[alg, 1.0][0] == pytest.approx(
+            (r.plaq.value - u1_plaquette(1.0, L)) / r.plaq.error
+        )
+        chi = u1_topological_susceptibility(1.0, L)
+        assert pulls[alg, 1.0][1] == pytest.approx((r.chi_t.value - chi) / r.chi_t.error)
+        assert all(abs(p) < 4 for p in pulls[alg, 1.0])  # exact samplers
+    assert math.isnan(pulls["hmc", 20.0][1])
+    table = scan_table(scan).splitlines()
+    assert len(table) == 2 + len(runs)
+    frozen = next(row for row in table if row.startswith("| hmc | 20 |"))
+    assert "≥ 20 (Q never changed)" in frozen and "nanσ" in frozen
+    assert f"{u1_plaquette(1.0, L):.5f}" in next(row for row in table if "| hmc | 1 |" in row)
+    charge = {20.0: SimpleNamespace(kl=1.5, kl_Q=0.5)}
+    records = scan_records(scan, charge)
+    assert records["kl_b20"] == 1.5 and records["kl_Q_b20"] == 0.5
+    assert records["study_L"] == L
+    assert records["tau_Q_hmc_b20"] == 20 and records["tau_Q_hmc_b20_lower_bound"] is True
+    assert records["Q_changes_hmc_b20"] == 0 and records["Q_changes_hmc_b1"] > 0
+    assert records["plaq_pull_heatbath_b1"] == pulls["heatbath", 1.0][0]
+    assert records["tau_Q_hmc_over_flow_b20"] == 20 / runs["heatbath", 1.0].tau_Q
+    assert len(records) == 1 + 6 * len(runs) + 2 + 2
+
+
+def test_charge_table_rows():
+    dist = charge_distribution(
+        _flow(4, 0), U1WilsonAction(1.0), 1024, generator=torch.Generator().manual_seed(2)
+    )
+    rows = charge_table({1.0: dist}).splitlines()
+    assert len(rows) == 3 and rows[2].startswith("| 1 | ")
+    q2_exact = float((dist.charges**2 * dist.exact).sum())
+    assert rows[2].endswith(f"| {q2_exact:.3f} |")
+    assert f"| {dist.kl:.2f} ± {dist.kl_err:.2f} | {dist.kl_Q:.2f} |" in rows[2]
+
+
+def test_exact_table_rows_are_the_character_expansion():
+    rows = exact_table([2.0, 6.0], [8, 16], 8).splitlines()
+    assert len(rows) == 4 and rows[0].count("|") == rows[1].count("|") == 2 * 2 + 3
+    cells = [c.strip() for c in rows[3].strip("|").split("|")]
+    assert cells[0] == "6"
+    assert float(cells[1]) == pytest.approx(u1_plaquette(6.0, 8), abs=1e-5)
+    assert float(cells[4]) == pytest.approx(u1_topological_susceptibility(6.0, 16), abs=1e-5)
+    assert float(cells[5]) == pytest.approx(u1_log_z(6.0, 8), abs=1e-4)

@@ -2,8 +2,8 @@
 
 * :mod:`.phi4_scaling` (01b): critical slowing down on the ensembles E1–E5 of
   arXiv:1904.12072 and volume transfer of real NVP flows.
-* :mod:`.u1` (02): U(1) samplers side by side, flow training, ``log Z`` and the charge
-  distribution of a flow's proposals.
+* :mod:`.u1` (02): U(1) samplers side by side, flow training, the τ_int(Q) scan over β
+  with its sizes per mode, ``log Z`` and the charge distribution of a flow's proposals.
 * :mod:`.sun` (03): single-matrix and lattice SU(N) flows, HMC and heatbath.
 
 A study function takes plain parameters and returns a frozen dataclass of results (never a
