@@ -14,12 +14,20 @@ Contract for every dashboard here:
   layout via ``__panel__``) shows the live panel layout or the static figure; panel's
   notebook extension is loaded on first use.
 
+Every notebook has an Explore widget built on :class:`.explore.Explorer` (knobs, Run and Stop,
+a live figure; headless, one run and its static figure): :class:`Phi4Explorer` (01, its own
+older design on :class:`TrainingDashboard`), :class:`Phi4ScalingExplorer` (01b),
+:class:`U1FlowExplorer` (02) and :class:`SpectralFlowExplorer` (03).
+
 The matplotlib helpers in :mod:`.plots` draw the same figures for static notebook cells.
 """
 
 from ._headless import is_headless
 from .controls import Phi4Explorer
 from .explore import Explorer, Field
+from .explore_phi4_scaling import Phi4ScalingExplorer
+from .explore_sun import SpectralFlowExplorer
+from .explore_u1 import U1FlowExplorer
 from .plots import plot_autocorrelation, plot_tau_int, plot_trace, plot_training_history
 from .sampling import SamplingDashboard
 from .training import TrainingDashboard
@@ -31,6 +39,9 @@ __all__ = [
     "Phi4Explorer",
     "Explorer",
     "Field",
+    "Phi4ScalingExplorer",
+    "U1FlowExplorer",
+    "SpectralFlowExplorer",
     "plot_training_history",
     "plot_autocorrelation",
     "plot_tau_int",
