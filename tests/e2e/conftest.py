@@ -103,6 +103,13 @@ class LabServer:
         )
         return urllib.request.urlopen(request, timeout=timeout)
 
+    def shutdown_kernels(self) -> None:
+        """Shut down every running kernel (a test's computations end with it)."""
+        with self._request("/api/kernels") as response:
+            kernels = json.load(response)
+        for kernel in kernels:
+            self._request(f"/api/kernels/{kernel['id']}", method="DELETE", timeout=30).close()
+
     def wait_ready(self, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

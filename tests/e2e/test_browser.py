@@ -11,7 +11,7 @@ the notebook (see ``conftest.py``):
 
 1. Open ``01_phi4_real_nvp.ipynb``; wait for an idle kernel.
 2. Append ``n_train_steps = N_STEPS`` to the parameters cell (minutes of training, one
-   metrics row every 10 steps), run it, then only the set-up, action and flow cells (the
+   metrics row every 10 steps), run it, then only the imports, set-up, action and flow cells (the
    HMC and local-Metropolis baselines are not needed for the dashboard).
 3. Run the training cell: the dashboard shows Start/Stop buttons, a status line
    ``running · step N / N_STEPS · …`` and three plots; training has started by itself.
@@ -220,6 +220,7 @@ def test_notebook01_training_dashboard_in_chromium(page, lab_server):
         expect(editor).to_contain_text(f"n_train_steps = {N_STEPS}")
         for snippet in (
             "n_train_steps = None",
+            "from lqft_lab.train import Trainer, TrainConfig",
             "SIZES = {",
             "action = Phi4Action(m2=m2, lam=lam)",
             "model = build_real_nvp(config",
