@@ -47,6 +47,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import operator
 import os
 import re
 import tempfile
@@ -67,6 +68,9 @@ __all__ = [
 
 MODES = ("fast", "full")
 DEVICES = ("auto", "cpu", "cuda")
+#: The longest per-cell ``timeout`` accepted, in seconds (a week): beyond it, event loops'
+#: millisecond timers overflow, and no cell of these notebooks needs it.
+MAX_TIMEOUT = 7 * 24 * 3600
 
 RECORD_ENV = "LQFT_LAB_RECORD"
 HEADLESS_ENV = "LQFT_LAB_HEADLESS"
@@ -124,8 +128,8 @@ def _to_json(value: Any, name: str) -> Any:
     if isinstance(value, (list, tuple)):
         return [_to_json(v, name) for v in value]
     raise TypeError(
-        f"record({name!r}, ...) takes numbers, strings, bools or small lists, "
-        f"got {type(value).__name__}"
+        f"record({name!r}, value): value must be a number, string, bool, None or a small "
+        f"list of these, got {type(value).__name__}"
     )
 
 
@@ -174,11 +178,11 @@ def record(name: str, value: Any) -> Any:
         0.61
     """
     if not isinstance(name, str) or not name.strip():
-        raise ValueError(f"record() needs a non-empty string name, got {name!r}")
+        raise ValueError(f"record() needs a non-empty string name, got name={name!r}")
     plain = _to_json(value, name)
     if (n := _size(plain)) > _MAX_LIST:
         raise ValueError(
-            f"record({name!r}, ...) got {n} numbers; records are figures, keep them "
+            f"record({name!r}, value): value holds {n} numbers; records are figures, keep them "
             f"to at most {_MAX_LIST} (save data sets with lqft_lab.io instead)"
         )
     _recorded[name] = plain
@@ -216,11 +220,28 @@ class NotebookFailed(RuntimeError):
 _NUMBERED = re.compile(r"[0-9]{2}[a-z]?_.+\.ipynb")
 
 
+def _path(name: str, value) -> Path:
+    """A ``str`` or ``os.PathLike`` argument as a ``Path`` (ValueError otherwise: usage)."""
+    if isinstance(value, os.PathLike) or (isinstance(value, str) and value.strip()):
+        text = os.fspath(value)
+        if not isinstance(text, str) or "\0" in text:
+            raise ValueError(f"{name} must be a text path without NUL characters, got {value!r}")
+        return Path(text)
+    raise ValueError(f"{name} must be a non-empty path (str or os.PathLike), got {value!r}")
+
+
 def find_notebooks(notebooks_dir: str | os.PathLike = "notebooks") -> list[Path]:
-    """Return the numbered notebooks (``NN_*.ipynb``, ``NNx_*.ipynb``) in a folder, sorted."""
-    folder = Path(notebooks_dir)
+    """Return the numbered notebooks (``NN_*.ipynb``, ``NNx_*.ipynb``) in a folder, sorted.
+
+    Raises:
+        ValueError: if ``notebooks_dir`` is not a path, or names a file.
+        FileNotFoundError: if the folder does not exist.
+    """
+    folder = _path("notebooks_dir", notebooks_dir)
+    if not folder.exists():
+        raise FileNotFoundError(f"notebook folder {str(folder)!r} does not exist (notebooks_dir)")
     if not folder.is_dir():
-        raise FileNotFoundError(f"notebook folder {str(folder)!r} does not exist")
+        raise ValueError(f"notebooks_dir {str(folder)!r} is a file, not a folder")
     return sorted(p for p in folder.glob("*.ipynb") if _NUMBERED.fullmatch(p.name))
 
 
@@ -228,8 +249,20 @@ def _select(notebooks: list[Path], only: Iterable[str] | None) -> list[Path]:
     """Keep the notebooks named in ``only`` by number (``"01"``) or stem (``"01_phi4..."``)."""
     if only is None:
         return notebooks
+    available = ", ".join(nb.stem for nb in notebooks) or "none"
+    accepted = f"notebook numbers such as '01' or names; available: {available}"
     if isinstance(only, str):
         only = [only]
+    if not isinstance(only, Iterable) or isinstance(only, (bytes, Mapping)):
+        raise ValueError(
+            f"only must be a list of strings naming notebooks ({accepted}), got {only!r}"
+        )
+    only = list(only)
+    strange = [key for key in only if not isinstance(key, str)]
+    if strange:
+        raise ValueError(f"only must name notebooks by strings ({accepted}), got {strange!r}")
+    if not only:
+        raise ValueError(f"only names no notebook; pass None to run all ({accepted})")
     chosen, unknown = set(), []
     for key in only:
         key = key.removesuffix(".ipynb")
@@ -238,8 +271,9 @@ def _select(notebooks: list[Path], only: Iterable[str] | None) -> list[Path]:
             unknown.append(key)
         chosen.update(hits)
     if unknown:
-        available = ", ".join(nb.stem for nb in notebooks) or "none"
-        raise ValueError(f"unknown notebook(s) {', '.join(unknown)}; available: {available}")
+        raise ValueError(
+            f"unknown notebook(s) {', '.join(unknown)} in only; available: {available}"
+        )
     return [nb for nb in notebooks if nb in chosen]
 
 
@@ -323,7 +357,8 @@ def run_notebooks(
         notebooks_dir: folder holding ``NN_*.ipynb``.
         extra_parameters: more values for the notebooks' ``parameters`` cells (``seed``...).
         progress: show a tqdm bar over the notebooks.
-        timeout: per-cell execution limit in seconds; ``None`` for none.
+        timeout: per-cell execution limit, a positive whole number of seconds (an integral
+            float such as ``60.0`` is accepted) up to a week; ``None`` for no limit.
         jobs: notebooks run at once, each in its own kernel. On a GPU machine several
             notebooks share the card well (each leaves it mostly idle); their wall times
             are then upper bounds of what each takes alone. Give each kernel a share of the
@@ -333,18 +368,29 @@ def run_notebooks(
         The contents of ``out/metrics.json``: ``{stem: {name: value}, "_meta": {stem: ...}}``.
 
     Raises:
-        ValueError: for an unknown mode, device or notebook, ``"cuda"`` without CUDA, or
-            ``jobs < 1``; all before anything runs.
+        ValueError: for every bad argument, naming it, before any notebook starts (and
+            before ``out`` is created): an unknown ``mode`` or ``device``, ``"cuda"``
+            without CUDA; ``only`` that is not strings naming notebooks, or empty; a
+            ``timeout`` that is not a positive whole number of seconds (``0``, negatives,
+            ``2.5``, NaN, more than a week); ``jobs`` that is not an integer ``>= 1``; an
+            ``out`` that is not a path, is a file, cannot be created or written, or is
+            ``notebooks_dir`` itself (the executed copies would overwrite the notebooks);
+            ``extra_parameters`` that is not a mapping of identifiers to plain values, or
+            that sets ``mode`` or ``device``; ``notebooks_dir`` naming a file. Wrong kinds
+            are ``ValueError`` here too: these are the command line's usage errors.
         FileNotFoundError: when ``notebooks_dir`` is missing or holds no numbered notebook.
         NotebookFailed: after running all selected notebooks, if any of them raised; the
             executed copy of each failed notebook shows the traceback.
     """
-    if mode not in MODES:
+    if not isinstance(mode, str) or mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
-    if device not in DEVICES:
+    if not isinstance(device, str) or device not in DEVICES:
         raise ValueError(f"device must be one of {', '.join(DEVICES)}; got {device!r}")
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
+    timeout = _check_timeout(timeout)
+    parameters = _check_parameters(extra_parameters)
+    out = _check_out(out, notebooks_dir)
     notebooks = find_notebooks(notebooks_dir)
     if not notebooks:
         raise FileNotFoundError(f"no numbered notebooks (NN_*.ipynb) in {str(notebooks_dir)!r}")
@@ -357,10 +403,12 @@ def run_notebooks(
     from .lattice import resolve_device
 
     resolved = str(resolve_device(device))  # raises for "cuda" without CUDA, before any run
-    out = Path(out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"out {str(out)!r} cannot be created: {err.strerror or err}") from err
     metrics_path = out / "metrics.json"
-    parameters = {"mode": mode, "device": device, **(extra_parameters or {})}
+    parameters = {"mode": mode, "device": device, **parameters}
 
     metrics: dict[str, Any] = {}
     meta: dict[str, dict] = {}
@@ -391,6 +439,89 @@ def run_notebooks(
     if failures:
         raise NotebookFailed(failures, metrics, metrics_path)
     return metrics
+
+
+def _check_timeout(timeout) -> int | None:
+    """``None``, or a whole number of seconds in ``[1, MAX_TIMEOUT]`` as an ``int``.
+
+    nbclient's timeout is an integer trait: ``2.5`` made every notebook fail with a traitlets
+    error, and ``0`` or ``-1`` meant "no limit" there. Both are refused here instead.
+    """
+    if timeout is None:
+        return None
+    wanted = f"a whole number of seconds from 1 to {MAX_TIMEOUT} (or None for no limit)"
+    if isinstance(timeout, bool):
+        raise ValueError(f"timeout must be {wanted}, got {timeout!r}")
+    if isinstance(timeout, float) and math.isfinite(timeout) and timeout.is_integer():
+        timeout = int(timeout)  # the command line parses --timeout 60 as 60.0
+    try:
+        seconds = operator.index(timeout)
+    except TypeError:
+        raise ValueError(f"timeout must be {wanted}, got {timeout!r}") from None
+    if not 1 <= seconds <= MAX_TIMEOUT:
+        raise ValueError(f"timeout must be {wanted}, got {seconds}")
+    return seconds
+
+
+_PLAIN = (type(None), bool, int, float, str)
+
+
+def _plain(value) -> bool:
+    """Whether ``value`` is data papermill can write into a parameters cell faithfully."""
+    if isinstance(value, _PLAIN):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    return False
+
+
+def _check_parameters(extra_parameters) -> dict:
+    """``extra_parameters`` as a dict of identifier -> plain value, checked."""
+    if extra_parameters is None:
+        return {}
+    if not isinstance(extra_parameters, Mapping):
+        raise ValueError(
+            f"extra_parameters must be a mapping of parameter name -> value, got "
+            f"{type(extra_parameters).__name__}"
+        )
+    for key, value in extra_parameters.items():
+        if not isinstance(key, str) or not key.isidentifier():
+            raise ValueError(
+                f"extra_parameters keys must be Python identifiers (the notebooks' "
+                f"parameter names), got {key!r}"
+            )
+        if key in ("mode", "device"):
+            raise ValueError(
+                f"extra_parameters must not set {key!r}; pass run_notebooks({key}=...) instead"
+            )
+        if not _plain(value):
+            raise ValueError(
+                f"extra_parameters[{key!r}] must be None, a bool, number, string, or a list "
+                f"or dict of these, got {type(value).__name__}"
+            )
+    return dict(extra_parameters)
+
+
+def _check_out(out, notebooks_dir) -> Path:
+    """The output folder, resolved and checked for writing, without creating it."""
+    out = _path("out", out).resolve()
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out {str(out)!r} is a file; the executed notebooks need a folder")
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"out {str(out)!r} cannot be created or written ({str(existing)!r})")
+    try:
+        same = Path(notebooks_dir).resolve() == out
+    except (TypeError, ValueError, OSError):
+        same = False  # find_notebooks refuses notebooks_dir itself
+    if same:
+        raise ValueError(
+            f"out {str(out)!r} is the notebooks folder: the executed copies would overwrite "
+            "the notebooks; choose another folder"
+        )
+    return out
 
 
 def _execute(

@@ -16,9 +16,12 @@ import json
 import math
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .checks import real
 
 __all__ = ["Target", "TARGETS", "TargetCheck", "check_targets", "render_report", "write_report"]
 
@@ -32,6 +35,11 @@ class Target:
         kind: ``">="`` or ``"|x|<"``.
         bound: the number the figure is compared with.
         why: where the target comes from, shown in the report.
+
+    Raises:
+        TypeError: for a ``figure`` or ``why`` that is not a string, or a ``bound`` that is
+            not a real number.
+        ValueError: for an empty ``figure``, an unknown ``kind``, or a non-finite ``bound``.
     """
 
     figure: str
@@ -40,8 +48,15 @@ class Target:
     why: str = ""
 
     def __post_init__(self):
-        if self.kind not in (">=", "|x|<"):
+        if not isinstance(self.figure, str):
+            raise TypeError(f"figure must be the recorded figure's name, got {self.figure!r}")
+        if not self.figure.strip():
+            raise ValueError("figure must be a non-empty name, got ''")
+        if not isinstance(self.kind, str) or self.kind not in (">=", "|x|<"):
             raise ValueError(f"target kind must be '>=' or '|x|<', got {self.kind!r}")
+        object.__setattr__(self, "bound", real("bound", self.bound))
+        if not isinstance(self.why, str):
+            raise TypeError(f"why must be a string, got {self.why!r}")
 
     def met_by(self, value: Any) -> bool:
         """Whether ``value`` meets the target (``None``, NaN or a non-number never does)."""
@@ -110,12 +125,74 @@ TARGETS: dict[str, tuple[Target, ...]] = {
 
 @dataclass(frozen=True)
 class TargetCheck:
-    """One target of one notebook, with the recorded value (``None`` if not recorded)."""
+    """One target of one notebook, with the recorded value (``None`` if not recorded).
+
+    Raises:
+        TypeError: for a ``notebook`` that is not a string, a ``target`` that is not a
+            :class:`Target`, or an ``ok`` that is not a bool.
+    """
 
     notebook: str
     target: Target
     value: Any
     ok: bool
+
+    def __post_init__(self):
+        if not isinstance(self.notebook, str):
+            raise TypeError(f"notebook must be a notebook's stem, got {self.notebook!r}")
+        if not isinstance(self.target, Target):
+            raise TypeError(f"target must be a Target, got {type(self.target).__name__}")
+        if not isinstance(self.ok, bool):
+            raise TypeError(f"ok must be a bool, got {self.ok!r}")
+
+
+def _check_metrics(metrics, name: str = "metrics") -> None:
+    """The shape of ``metrics.json``: ``{stem: {figure: value}, "_meta": {stem: {...}}}``.
+
+    Raises:
+        TypeError: for a ``metrics`` (or an entry) that is not a mapping.
+        ValueError: for ``_meta`` entries whose run figures are not numbers.
+    """
+    if not isinstance(metrics, Mapping):
+        raise TypeError(
+            f"{name} must be a mapping like metrics.json's contents, got {type(metrics).__name__}"
+        )
+    meta = metrics.get("_meta", {})
+    if not isinstance(meta, Mapping):
+        raise TypeError(f"{name}['_meta'] must be a mapping of notebook -> run info, got {meta!r}")
+    for stem, info in meta.items():
+        if not isinstance(stem, str) or not isinstance(info, Mapping):
+            raise TypeError(f"{name}['_meta'] must map notebook names to mappings, got {stem!r}")
+        for key in ("wall_s", "peak_rss_mb", "peak_gpu_mb"):
+            value = info.get(key)
+            if value is not None and (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+            ):
+                raise ValueError(
+                    f"{name}['_meta'][{stem!r}][{key!r}] must be a finite number, got {value!r}"
+                )
+        figures = metrics.get(stem, {})
+        if not isinstance(figures, Mapping):
+            raise TypeError(f"{name}[{stem!r}] must be a mapping figure -> value, got {figures!r}")
+
+
+def _check_targets_table(targets) -> dict[str, tuple[Target, ...]]:
+    if targets is None:
+        return TARGETS
+    if not isinstance(targets, Mapping):
+        raise TypeError(f"targets must be a mapping notebook -> Targets, got {targets!r}")
+    for stem, listed in targets.items():
+        if (
+            not isinstance(stem, str)
+            or not isinstance(listed, (tuple, list))
+            or not all(isinstance(t, Target) for t in listed)
+        ):
+            raise TypeError(
+                f"targets must map notebook names to tuples of Target, got {stem!r}: {listed!r}"
+            )
+    return targets
 
 
 def check_targets(
@@ -126,8 +203,14 @@ def check_targets(
     Only notebooks present in the run's ``_meta`` are checked; a notebook that ran but did
     not record a figure misses that figure's target. A failed notebook's figures (recorded
     before the failure) are compared too; the report shows its status.
+
+    Raises:
+        TypeError: for ``metrics`` not shaped like ``metrics.json`` or ``targets`` not a
+            mapping of notebook names to tuples of :class:`Target`.
+        ValueError: for run figures in ``_meta`` that are not finite numbers.
     """
-    targets = TARGETS if targets is None else targets
+    _check_metrics(metrics)
+    targets = _check_targets_table(targets)
     checks = []
     for stem in metrics.get("_meta", {}):
         figures = metrics.get(stem, {})
@@ -150,9 +233,16 @@ def render_report(
     title: str = "GPU run",
     targets: dict[str, tuple[Target, ...]] | None = None,
 ) -> str:
-    """Render a run's metrics as Markdown: one run table, then one figure table per notebook."""
+    """Render a run's metrics as Markdown: one run table, then one figure table per notebook.
+
+    Raises:
+        TypeError, ValueError: as :func:`check_targets`, and for a ``title`` that is not a
+            string.
+    """
+    if not isinstance(title, str):
+        raise TypeError(f"title must be a string, got {title!r}")
+    checks = check_targets(metrics, targets)  # checks metrics and targets, too
     meta = metrics.get("_meta", {})
-    checks = check_targets(metrics, targets)
     lines = [f"# {title}", ""]
     devices = sorted({str(info.get("gpu") or info.get("device")) for info in meta.values()})
     modes = sorted({str(info.get("mode")) for info in meta.values()})
@@ -188,6 +278,14 @@ def render_report(
     return "\n".join(lines) + "\n"
 
 
+def _as_path(name: str, value) -> Path:
+    if isinstance(value, os.PathLike) or (isinstance(value, str) and value.strip()):
+        text = os.fspath(value)
+        if isinstance(text, str) and "\0" not in text:
+            return Path(text)
+    raise ValueError(f"{name} must be a non-empty path (str or os.PathLike), got {value!r}")
+
+
 def _slug(text: str) -> str:
     """``"NVIDIA H100 80GB HBM3"`` → ``"h100-80gb-hbm3"``: a file-name-safe device name."""
     text = re.sub(r"^nvidia\s+", "", text.strip(), flags=re.IGNORECASE)
@@ -211,20 +309,45 @@ def write_report(
 
     Raises:
         FileNotFoundError: when ``metrics_path`` does not exist.
+        ValueError: when ``metrics_path`` is not a path or not a ``metrics.json`` (invalid
+            JSON, or not shaped like one), ``out_dir`` is not a path or cannot be created,
+            ``date`` is not a ``YYYY-MM-DD`` date, or ``gpu`` is not a non-empty string;
+            all before anything is written.
     """
-    metrics_path = Path(metrics_path)
+    metrics_path = _as_path("metrics_path", metrics_path)
+    out_dir = _as_path("out_dir", out_dir)
+    if date is None:
+        date = datetime.date.today().isoformat()
+    elif not isinstance(date, str) or not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", date):
+        raise ValueError(f"date must be YYYY-MM-DD, got {date!r}")
+    else:
+        try:
+            datetime.date.fromisoformat(date)
+        except ValueError:
+            raise ValueError(f"date must be a real YYYY-MM-DD date, got {date!r}") from None
+    if gpu is not None and (not isinstance(gpu, str) or not gpu.strip()):
+        raise ValueError(f"gpu must be a non-empty device name or None, got {gpu!r}")
     if not metrics_path.is_file():
         raise FileNotFoundError(
             f"no metrics file at {str(metrics_path)!r}; run the notebooks first"
         )
-    metrics = json.loads(metrics_path.read_text())
-    date = date or datetime.date.today().isoformat()
+    try:
+        metrics = json.loads(metrics_path.read_text())
+        _check_metrics(metrics, "metrics_path")
+    except (UnicodeDecodeError, json.JSONDecodeError, TypeError, ValueError) as err:
+        raise ValueError(
+            f"metrics_path {str(metrics_path)!r} is not a notebook run's metrics.json: {err}"
+        ) from None
     if gpu is None:
         meta = metrics.get("_meta", {}).values()
         names = [m.get("gpu") for m in meta if m.get("gpu")] or [m.get("device") for m in meta]
-        gpu = next((n for n in names if n), "unknown")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+        gpu = next((str(n) for n in names if n), "unknown")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(
+            f"out_dir {str(out_dir)!r} cannot be created: {err.strerror or err}"
+        ) from None
     stem = f"{date}-{_slug(gpu)}"
     report = out_dir / f"{stem}.md"
     devices = {m.get("device") for m in metrics.get("_meta", {}).values()}

@@ -6,6 +6,17 @@ Every action is a small object with its couplings as attributes and promises:
 U(1) gauge fields are link angles ``(B, 2, L0, L1)`` (:mod:`lqft_lab.actions.u1`); SU(N)
 gauge fields are complex links ``(B, 2, L0, L1, N, N)`` (:mod:`lqft_lab.actions.sun`), whose
 ``force`` is su(N)-valued (see there).
+
+Bad input. Constructors check their couplings (finite reals in range, integer ``N``) and
+raise ``TypeError``/``ValueError`` naming the argument. ``action(x)``, ``action.force(x)``
+and the link functions check the field's kind, dtype and shape — cheap Python checks, no
+device sync — and refuse half precision with the one message of :mod:`lqft_lab.checks`
+(``φ⁴`` and ``e^{β cos θ}`` terms overflow float16). They do *not* check that the values
+are finite: actions run inside HMC's and the flows' inner loops, where such a check costs a
+GPU sync per call. Finiteness is checked once where a field enters: the samplers' ``init``
+(``check_links(..., finite=True)``, ``check_sun_links(..., finite=True)``,
+``lattice.check_field(..., finite=True)``) and the observables; a NaN handed to an action
+directly comes back as NaN.
 """
 
 from .base import autograd_force

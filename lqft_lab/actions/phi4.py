@@ -11,12 +11,11 @@ propagator given in :mod:`lqft_lab.exact`; for m² < 0 and λ > 0 the Z₂ symme
 
 from __future__ import annotations
 
-import math
-
 import torch
 
-from ..lattice import check_field, shift
-from .base import autograd_force
+from .. import checks
+from ..lattice import shift
+from .base import autograd_force, check_lattice_field
 
 __all__ = ["Phi4Action"]
 
@@ -25,8 +24,19 @@ class Phi4Action:
     """φ⁴ action ``S(φ)`` for batched fields ``(B, *lattice)``.
 
     Args:
-        m2: bare mass squared ``m²`` (any real number; negative values give a double well).
-        lam: quartic coupling ``λ >= 0``.
+        m2: bare mass squared ``m²`` (any finite real number; negative values give a double
+            well).
+        lam: quartic coupling ``λ >= 0``, finite.
+
+    Raises:
+        TypeError: if ``m2`` or ``lam`` is not a real number.
+        ValueError: for non-finite couplings, ``lam < 0``, or ``lam = 0`` with ``m2 <= 0``
+            (the action is unbounded below).
+
+    ``action(phi)`` and :meth:`force` take a real float32/float64 field ``(B, *lattice)``
+    with ``B >= 1`` and extents ``>= 2``, and raise ``TypeError``/``ValueError`` otherwise
+    (half precision included: ``φ⁴`` overflows float16 at ``|φ| ≳ 16``). The values are not
+    checked (see :mod:`lqft_lab.actions`).
 
     Example:
         >>> action = Phi4Action(m2=-4.0, lam=8.0)
@@ -39,11 +49,8 @@ class Phi4Action:
     """
 
     def __init__(self, m2: float, lam: float):
-        m2, lam = float(m2), float(lam)
-        if not math.isfinite(m2):
-            raise ValueError(f"m2 must be a finite number, got {m2}")
-        if not math.isfinite(lam) or lam < 0:
-            raise ValueError(f"lam must be finite and >= 0 for a bounded action, got {lam}")
+        m2 = checks.real("m2", m2)
+        lam = checks.real("lam", lam, low=0)  # λ < 0: unbounded below
         if lam == 0 and m2 <= 0:
             raise ValueError(f"with lam = 0 the action is unbounded unless m2 > 0, got m2={m2}")
         self.m2 = m2
@@ -57,7 +64,7 @@ class Phi4Action:
         return {"m2": self.m2, "lam": self.lam}
 
     def __call__(self, phi: torch.Tensor) -> torch.Tensor:
-        check_field(phi, name="phi")
+        check_lattice_field(phi, "phi")
         dim = phi.dim() - 1
         hop = sum(phi * shift(phi, mu) for mu in range(dim))
         density = -2.0 * hop + (2 * dim + self.m2) * phi**2 + self.lam * phi**4
@@ -65,7 +72,7 @@ class Phi4Action:
 
     def force(self, phi: torch.Tensor) -> torch.Tensor:
         """``F = -dS/dφ``, analytic (checked against :func:`autograd_force` in the tests)."""
-        check_field(phi, name="phi")
+        check_lattice_field(phi, "phi")
         dim = phi.dim() - 1
         nbrs = self.neighbour_sum(phi)
         return 2.0 * nbrs - 2 * (2 * dim + self.m2) * phi - 4 * self.lam * phi**3

@@ -31,13 +31,12 @@ References:
 
 from __future__ import annotations
 
-import math
-from numbers import Real
-
 import torch
 
+from .. import checks
 from ..groups.sun import check_matrices, dagger, haar, project_algebra
 from ..lattice import shift
+from .u1 import check_generator
 
 __all__ = [
     "check_sun_links",
@@ -50,19 +49,27 @@ __all__ = [
 ]
 
 
-def check_sun_links(U: torch.Tensor, name: str = "U") -> int:
+def check_sun_links(U: torch.Tensor, name: str = "U", *, finite: bool = False) -> int:
     """Check that ``U`` is a batch of 2D SU(N) links ``(B, 2, L0, L1, N, N)``; return ``N``.
+
+    Only the kind, dtype and shape are checked (no device sync), unless ``finite``: then
+    NaN and ``±inf`` are refused too (for a sampler's ``init``, not for every step).
+    Membership of SU(N) is not checked here.
 
     Raises:
         TypeError: if ``U`` is not a tensor.
-        ValueError: if it is not complex or not of that shape (extents >= 2, N >= 2).
+        ValueError: if it is not complex64/complex128 (half precision refused), not of that
+            shape (``B >= 1``, extents >= 2, N >= 2), or (with ``finite``) not finite.
     """
+    checks.tensor(name, U, allow_complex=True, finite=False)  # the half-precision message
     N = check_matrices(U, name)
-    if U.dim() != 6 or U.shape[1] != 2 or min(U.shape[2:4]) < 2:
+    if U.dim() != 6 or U.shape[1] != 2 or min(U.shape[2:4]) < 2 or U.shape[0] == 0:
         raise ValueError(
-            f"{name} must hold 2D SU(N) links of shape (B, 2, L0, L1, N, N) with L0, L1 >= 2, "
-            f"got {tuple(U.shape)}"
+            f"{name} must hold 2D SU(N) links of shape (B, 2, L0, L1, N, N) with B >= 1 and "
+            f"L0, L1 >= 2, got {tuple(U.shape)}"
         )
+    if finite:
+        checks.finite_tensor(name, U)
     return N
 
 
@@ -72,7 +79,11 @@ def _plaquettes(U: torch.Tensor) -> torch.Tensor:
 
 
 def sun_plaquettes(U: torch.Tensor) -> torch.Tensor:
-    """Plaquette matrices ``U_P(x)`` with lower-left corner ``x``: ``(B, L0, L1, N, N)``."""
+    """Plaquette matrices ``U_P(x)`` with lower-left corner ``x``: ``(B, L0, L1, N, N)``.
+
+    Raises:
+        TypeError, ValueError: for links that :func:`check_sun_links` refuses.
+    """
     check_sun_links(U)
     return _plaquettes(U)
 
@@ -92,10 +103,13 @@ def sun_staples(U: torch.Tensor, mu: int) -> torch.Tensor:
 
     ``Re tr[U_mu(x) A_mu(x)]`` is the sum of ``Re tr U_P`` over the two plaquettes that
     contain ``U_mu(x)`` (module docstring).
+
+    Raises:
+        TypeError, ValueError: for links that :func:`check_sun_links` refuses, or a ``mu``
+            that is not the integer 0 or 1.
     """
     check_sun_links(U)
-    if mu not in (0, 1):
-        raise ValueError(f"mu must be 0 or 1, got {mu!r}")
+    mu = checks.integer("mu", mu, low=0, high=1)
     return _staples(U, mu)
 
 
@@ -106,8 +120,14 @@ def sun_gauge_transform(U: torch.Tensor, omega: torch.Tensor) -> torch.Tensor:
         U: links ``(B, 2, L0, L1, N, N)``.
         omega: SU(N) site matrices ``(B, L0, L1, N, N)``, or ``(L0, L1, N, N)`` for one
             transformation of the whole batch; same dtype and device as ``U``.
+
+    Raises:
+        TypeError: if ``U`` or ``omega`` is not a tensor.
+        ValueError: for links that :func:`check_sun_links` refuses, or an ``omega`` of
+            another dtype, device or lattice than ``U``.
     """
     check_sun_links(U)
+    checks.tensor("omega", omega, complex_only=True, dtype=U.dtype, device=U.device, finite=False)
     check_matrices(omega, "omega")
     site = tuple(U.shape[2:4]) + tuple(U.shape[-2:])
     if tuple(omega.shape) == site:
@@ -126,8 +146,16 @@ def sun_gauge_transform(U: torch.Tensor, omega: torch.Tensor) -> torch.Tensor:
 def random_sun_gauge_transform(
     U: torch.Tensor, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """Gauge-transform every configuration with independent Haar-random ``Ω(x)``."""
+    """Gauge-transform every configuration with independent Haar-random ``Ω(x)``.
+
+    Raises:
+        TypeError: for links that are not a tensor, a ``generator`` that is not a
+            ``torch.Generator``.
+        ValueError: for links that :func:`check_sun_links` refuses, a generator on another
+            device type than ``U``.
+    """
     N = check_sun_links(U)
+    check_generator(generator, U.device)
     B, _, L0, L1 = U.shape[:4]
     omega = haar((B, L0, L1), N, dtype=U.dtype, device=U.device, generator=generator)
     return sun_gauge_transform(U, omega)
@@ -140,6 +168,13 @@ class SUNWilsonAction:
         beta: inverse coupling ``β >= 0`` (finite).
         N: the gauge group SU(N), ``N >= 2``; links must have matching matrix size.
 
+    Raises:
+        TypeError: if ``beta`` is not a real number or ``N`` not an integer.
+        ValueError: for a negative or non-finite ``beta``, ``N < 2``.
+
+    ``action(U)`` and :meth:`force` take links that :func:`check_sun_links` accepts, of
+    this ``N`` (the values are not checked, see :mod:`lqft_lab.actions`).
+
     The exact finite-volume plaquette of this action (character expansion) is
     :func:`lqft_lab.exact.sun.sun_plaquette`.
 
@@ -151,15 +186,8 @@ class SUNWilsonAction:
     """
 
     def __init__(self, beta: float, N: int):
-        if isinstance(beta, bool) or not isinstance(beta, Real):
-            raise TypeError(f"beta must be a real number, got {type(beta).__name__}")
-        beta = float(beta)
-        if not (math.isfinite(beta) and beta >= 0):
-            raise ValueError(f"beta must be finite and >= 0, got {beta}")
-        if isinstance(N, bool) or not isinstance(N, int) or N < 2:
-            raise ValueError(f"N must be an integer >= 2, got {N!r}")
-        self.beta = beta
-        self.N = N
+        self.beta = checks.real("beta", beta, low=0)
+        self.N = checks.integer("N", N, low=2)
 
     def __repr__(self) -> str:
         return f"SUNWilsonAction(beta={self.beta}, N={self.N})"
@@ -171,7 +199,9 @@ class SUNWilsonAction:
     def _check(self, U: torch.Tensor) -> None:
         N = check_sun_links(U)
         if N != self.N:
-            raise ValueError(f"this action is for SU({self.N}) but the links are {N}x{N}")
+            raise ValueError(
+                f"U must hold SU({self.N}) links for this action, got {N}x{N} matrices"
+            )
 
     def __call__(self, U: torch.Tensor) -> torch.Tensor:
         self._check(U)
@@ -199,23 +229,32 @@ class SingleMatrixAction:
 
     Args:
         beta: overall coupling ``β >= 0`` (finite).
-        coeffs: ``(c_1, c_2, …)``, real, at least one.
+        coeffs: ``(c_1, c_2, …)``, finite reals, at least one.
         N: the group SU(N), ``N >= 2``.
 
-    ``action(U)`` takes matrices ``(B, N, N)`` and returns ``(B,)``.
+    Raises:
+        TypeError: for a ``beta`` or ``coeffs`` entry that is not a real number, ``coeffs``
+            that is not a sequence, an ``N`` that is not an integer.
+        ValueError: for a negative or non-finite ``beta`` or entry, empty ``coeffs``,
+            ``N < 2``.
+
+    ``action(U)`` takes complex64/complex128 matrices ``(B, N, N)`` and returns ``(B,)``;
+    :meth:`from_eigenphases` takes real eigenphases ``(..., N)``.
     """
 
     def __init__(self, beta: float, coeffs, N: int):
-        if isinstance(beta, bool) or not isinstance(beta, Real):
-            raise TypeError(f"beta must be a real number, got {type(beta).__name__}")
-        if not (math.isfinite(float(beta)) and beta >= 0):
-            raise ValueError(f"beta must be finite and >= 0, got {beta}")
-        coeffs = tuple(float(c) for c in coeffs)
-        if not coeffs or not all(math.isfinite(c) for c in coeffs):
+        beta = checks.real("beta", beta, low=0)
+        if isinstance(coeffs, torch.Tensor):
+            coeffs = coeffs.tolist()
+        if isinstance(coeffs, str | bytes) or not hasattr(coeffs, "__iter__"):
+            raise TypeError(
+                f"coeffs must be a non-empty sequence of finite numbers (c_1, c_2, …), "
+                f"got {coeffs!r}"
+            )
+        coeffs = tuple(checks.real(f"coeffs[{k}]", c) for k, c in enumerate(coeffs))
+        if not coeffs:
             raise ValueError(f"coeffs must be a non-empty sequence of finite numbers, got {coeffs}")
-        if isinstance(N, bool) or not isinstance(N, int) or N < 2:
-            raise ValueError(f"N must be an integer >= 2, got {N!r}")
-        self.beta, self.coeffs, self.N = float(beta), coeffs, N
+        self.beta, self.coeffs, self.N = beta, coeffs, checks.integer("N", N, low=2)
 
     def __repr__(self) -> str:
         return f"SingleMatrixAction(beta={self.beta}, coeffs={self.coeffs}, N={self.N})"
@@ -225,17 +264,30 @@ class SingleMatrixAction:
         return {"beta": self.beta, "coeffs": list(self.coeffs), "N": self.N}
 
     def from_eigenphases(self, theta: torch.Tensor) -> torch.Tensor:
-        """``S`` from eigenphases ``(..., N) -> (...)``."""
+        """``S`` from eigenphases ``(..., N) -> (...)``.
+
+        Raises:
+            TypeError: if ``theta`` is not a tensor.
+            ValueError: if it is not float32/float64 or its last axis is not ``N``.
+        """
+        checks.tensor("theta", theta, finite=False)
+        if theta.dim() < 1 or theta.shape[-1] != self.N:
+            raise ValueError(
+                f"theta must hold SU({self.N}) eigenphases of shape (..., {self.N}), "
+                f"got {tuple(theta.shape)}"
+            )
         k = torch.arange(1, len(self.coeffs) + 1, dtype=theta.dtype, device=theta.device)
         c = torch.tensor(self.coeffs, dtype=theta.dtype, device=theta.device)
         re_tr = torch.cos(theta[..., None, :] * k[:, None]).sum(-1)  # (..., K): Re tr U^k
         return -(self.beta / self.N) * (re_tr * c).sum(-1)
 
     def __call__(self, U: torch.Tensor) -> torch.Tensor:
+        checks.tensor("U", U, allow_complex=True, finite=False)  # the half-precision message
         N = check_matrices(U)
-        if U.dim() != 3 or N != self.N:
+        if U.dim() != 3 or N != self.N or U.shape[0] == 0:
             raise ValueError(
-                f"U must hold SU({self.N}) matrices of shape (B, {self.N}, {self.N}), "
+                f"U must hold SU({self.N}) matrices of shape (B, {self.N}, {self.N}) with "
+                "B >= 1, "
                 f"got {tuple(U.shape)}"
             )
         total = torch.zeros(U.shape[0], dtype=U.real.dtype, device=U.device)

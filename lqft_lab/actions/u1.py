@@ -30,12 +30,12 @@ References:
 from __future__ import annotations
 
 import math
-from numbers import Real
 
 import torch
 
-from ..lattice import check_field, shift
-from .base import autograd_force
+from .. import checks
+from ..lattice import shift
+from .base import autograd_force, check_lattice_field
 
 __all__ = [
     "check_links",
@@ -47,25 +47,64 @@ __all__ = [
 ]
 
 
-def check_links(theta: torch.Tensor, name: str = "theta") -> None:
+def check_links(theta: torch.Tensor, name: str = "theta", *, finite: bool = False) -> None:
     """Check that ``theta`` is a batch of 2D U(1) link angles ``(B, 2, L0, L1)``.
+
+    Args:
+        theta: the links.
+        name: the argument's name, for the messages.
+        finite: also refuse NaN and ``±inf`` (one device sync: for a sampler's ``init``,
+            not for every step).
 
     Raises:
         TypeError: if ``theta`` is not a tensor.
-        ValueError: if it is not floating point, not 4-dimensional, has a direction axis
-            other than 2, or lattice extents below 2.
+        ValueError: if it is not float32/float64 (half precision refused), not
+            4-dimensional, has a direction axis other than 2, an empty batch, lattice
+            extents below 2, or (with ``finite``) non-finite entries.
     """
-    check_field(theta, name=name)
+    check_lattice_field(theta, name)
     if theta.dim() != 4 or theta.shape[1] != 2:
         raise ValueError(
             f"{name} must hold 2D U(1) link angles of shape (B, 2, L0, L1), "
             f"got {tuple(theta.shape)}"
         )
+    if finite:
+        checks.finite_tensor(name, theta)
 
 
 def wrap_angle(phi: torch.Tensor) -> torch.Tensor:
-    """Map angles into ``[-π, π)``, elementwise: ``φ - 2π floor((φ + π) / 2π)``."""
+    """Map angles into ``[-π, π)``, elementwise: ``φ - 2π floor((φ + π) / 2π)``.
+
+    Args:
+        phi: a real float32/float64 tensor of any shape.
+
+    Returns:
+        The wrapped angles, same shape and dtype. NaN and ``±inf`` have no angle and come
+        out as NaN: the values are not checked here (flows and samplers call this every
+        step; see :mod:`lqft_lab.actions`).
+
+    Raises:
+        TypeError: if ``phi`` is not a tensor.
+        ValueError: if it is not float32/float64 (half precision refused).
+    """
+    checks.tensor("phi", phi, finite=False)
     return torch.remainder(phi + math.pi, 2 * math.pi) - math.pi
+
+
+def check_generator(generator: torch.Generator | None, device: torch.device) -> None:
+    """Refuse a ``generator`` that is neither ``None`` nor a ``torch.Generator`` on ``device``'s
+    type (torch would fail deep inside ``torch.rand``)."""
+    if generator is None:
+        return
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(
+            f"generator must be a torch.Generator or None, got {type(generator).__name__}"
+        )
+    if generator.device.type != torch.device(device).type:
+        raise ValueError(
+            f"generator is on {generator.device} but the links are on {device}; create it "
+            f"with torch.Generator(device={str(device)!r})"
+        )
 
 
 def _plaquette_angles(theta: torch.Tensor) -> torch.Tensor:
@@ -82,6 +121,9 @@ def plaquette_angles(theta: torch.Tensor) -> torch.Tensor:
     Returns:
         ``(B, L0, L1)``, the plaquette whose lower-left corner is ``x``. Not wrapped: the
         values lie in ``(-4π, 4π)`` for links in ``[-π, π)``.
+
+    Raises:
+        TypeError, ValueError: for links that :func:`check_links` refuses.
     """
     check_links(theta)
     return _plaquette_angles(theta)
@@ -99,11 +141,13 @@ def gauge_transform(theta: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
         Transformed link angles ``(B, 2, L0, L1)`` (not wrapped).
 
     Raises:
-        ValueError: if ``alpha`` does not match the lattice of ``theta``.
+        TypeError: if ``theta`` or ``alpha`` is not a tensor.
+        ValueError: for links that :func:`check_links` refuses, or an ``alpha`` that is not
+            float32/float64, is on another device than ``theta`` or does not match its
+            lattice.
     """
     check_links(theta)
-    if not isinstance(alpha, torch.Tensor):
-        raise TypeError(f"alpha must be a torch.Tensor, got {type(alpha).__name__}")
+    checks.tensor("alpha", alpha, device=theta.device, finite=False)
     lattice = tuple(theta.shape[2:])
     if tuple(alpha.shape) == lattice:
         alpha = alpha.unsqueeze(0)  # (1, L0, L1)
@@ -129,8 +173,15 @@ def random_gauge_transform(
 
     Returns:
         Transformed link angles, same shape, dtype and device as ``theta``.
+
+    Raises:
+        TypeError: for links that are not a tensor, a ``generator`` that is not a
+            ``torch.Generator``.
+        ValueError: for links that :func:`check_links` refuses, a generator on another
+            device type than ``theta``.
     """
     check_links(theta)
+    check_generator(generator, theta.device)
     B, _, L0, L1 = theta.shape
     u = torch.rand((B, L0, L1), generator=generator, device=theta.device, dtype=theta.dtype)
     return gauge_transform(theta, 2 * math.pi * u - math.pi)
@@ -141,6 +192,13 @@ class U1WilsonAction:
 
     Args:
         beta: inverse coupling ``β >= 0`` (finite).
+
+    Raises:
+        TypeError: if ``beta`` is not a real number.
+        ValueError: if it is negative or not finite.
+
+    ``action(theta)`` and :meth:`force` take links that :func:`check_links` accepts (the
+    values are not checked, see :mod:`lqft_lab.actions`).
 
     The exact finite-volume partition function, plaquette and topological susceptibility
     of this action are in :mod:`lqft_lab.exact` (``u1_log_z``, ``u1_plaquette``,
@@ -157,12 +215,7 @@ class U1WilsonAction:
     """
 
     def __init__(self, beta: float):
-        if isinstance(beta, bool) or not isinstance(beta, Real):
-            raise TypeError(f"beta must be a real number, got {type(beta).__name__}")
-        beta = float(beta)
-        if not (math.isfinite(beta) and beta >= 0):
-            raise ValueError(f"beta must be finite and >= 0, got {beta}")
-        self.beta = beta
+        self.beta = checks.real("beta", beta, low=0)
 
     def __repr__(self) -> str:
         return f"U1WilsonAction(beta={self.beta})"

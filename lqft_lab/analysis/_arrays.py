@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
-__all__ = ["as_float_array", "check_log_weights"]
+__all__ = ["as_float_array", "check_log_weights", "check_finite_result", "quiet_overflow"]
 
 
 def as_float_array(data, name: str = "data", allow_inf: bool = False) -> np.ndarray:
@@ -18,9 +20,11 @@ def as_float_array(data, name: str = "data", allow_inf: bool = False) -> np.ndar
         allow_inf: accept ``±inf`` entries (NaN is always rejected).
 
     Raises:
-        TypeError: for complex or non-numeric input.
+        TypeError: for ``None``, strings, complex or non-numeric input.
         ValueError: for NaN (or infinite, unless ``allow_inf``) entries.
     """
+    if data is None or isinstance(data, (str, bytes, dict)):
+        raise TypeError(f"{name} must be an array of real numbers, got {type(data).__name__}.")
     if hasattr(data, "detach") and hasattr(data, "cpu"):  # a torch.Tensor
         data = data.detach().cpu()
         if data.is_complex():
@@ -58,3 +62,33 @@ def check_log_weights(log_weights, name: str = "log_weights") -> np.ndarray:
     if np.isneginf(logw).all():
         raise ValueError(f"all entries of {name} are -inf, so every weight is zero.")
     return logw
+
+
+def check_finite_result(name: str, *values) -> None:
+    """Refuse a result that overflowed float64 although every input was finite.
+
+    Inputs near the float64 limit (``|x| ≳ 1e154`` once squared) can overflow in sums of
+    squares; rather than return ``inf`` or NaN without a word, the entry point says so,
+    naming the argument whose size caused it.
+
+    Raises:
+        ValueError: if any of ``values`` (numbers or arrays) is not finite.
+    """
+    for value in values:
+        if not np.all(np.isfinite(value)):
+            raise ValueError(
+                f"{name} is too large for float64 arithmetic: the result overflowed to inf "
+                f"or NaN; rescale {name} (divide by a typical magnitude) first."
+            )
+
+
+def quiet_overflow(fn):
+    """Run ``fn`` with numpy's overflow warnings off: what overflows is refused by name
+    (:func:`check_finite_result`) rather than warned about and returned."""
+
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        with np.errstate(over="ignore", invalid="ignore"):
+            return fn(*args, **kwargs)
+
+    return wrapped

@@ -35,7 +35,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.fft
 
-from ._arrays import as_float_array
+from .. import checks
+from ._arrays import as_float_array, check_finite_result, quiet_overflow
 
 __all__ = ["GammaResult", "gamma_method", "integrated_autocorrelation_time", "autocorrelation"]
 
@@ -75,6 +76,14 @@ class GammaResult:
     tau_int_running_error: np.ndarray = field(repr=False)
     window_converged: bool = True
     bias: float = 0.0
+
+
+def _window_factor(S) -> float:
+    """Wolff's ``S``: a finite real number > 0."""
+    S = checks.real("S", S)
+    if S <= 0:
+        raise ValueError(f"S must be positive, got {S}.")
+    return S
 
 
 def _as_chains(data, name: str = "data") -> np.ndarray:
@@ -142,6 +151,7 @@ def _project(x: np.ndarray, f: Callable | None) -> tuple[np.ndarray, float, floa
     return delta @ grad, value, bias
 
 
+@quiet_overflow
 def gamma_method(
     data, f: Callable[[np.ndarray], float] | None = None, S: float = 2.0, warn: bool = True
 ) -> GammaResult:
@@ -164,9 +174,10 @@ def gamma_method(
         A :class:`GammaResult`. Constant data give ``error = 0``, ``tau_int = 0.5``.
 
     Raises:
-        ValueError: for fewer than 4 samples per chain, NaN/inf, a bad shape, ``S <= 0``, or an
-            ``f`` that fails or does not return a finite scalar.
-        TypeError: if ``f`` is given but not callable.
+        ValueError: for fewer than 4 samples per chain, NaN/inf, a bad shape, ``S <= 0`` or
+            non-finite, an ``f`` that fails or does not return a finite scalar, or data so
+            large (``|x| ≳ 1e150``) that the variance overflows float64.
+        TypeError: if ``f`` is given but not callable, or ``S`` or ``data`` is not numeric.
 
     References:
         U. Wolff, hep-lat/0306017, Comput. Phys. Commun. 156 (2004) 143.
@@ -175,8 +186,7 @@ def gamma_method(
         >>> res = gamma_method(chain)  # doctest: +SKIP
         >>> f"{res.value:.4f} ± {res.error:.4f}, tau_int = {res.tau_int:.1f}"  # doctest: +SKIP
     """
-    if not S > 0:
-        raise ValueError(f"S must be positive, got {S}.")
+    S = _window_factor(S)
     if f is not None and not callable(f):
         raise TypeError(f"f must be a callable of the vector of means, got {type(f).__name__}.")
     x = _as_chains(data)
@@ -187,10 +197,12 @@ def gamma_method(
     n = n_r * n_rep
     w_max = n_r // 2
     gamma = _gamma(delta, w_max)
+    check_finite_result("data", value, gamma)  # a NaN Γ(0) would pass as constant data
 
     if not gamma[0] > 10 * np.finfo(float).tiny:  # constant (or constant-projected) data
         rho = np.zeros(w_max)
         rho[0] = 1.0
+        check_finite_result("data", value - bias)
         return GammaResult(
             value - bias, 0.0, 0.5, 0.0, 0, n, rho, np.full(w_max, 0.5), np.zeros(w_max), True, bias
         )
@@ -218,6 +230,7 @@ def gamma_method(
     tau_int = tau_clip[window] * (1 + (2 * window + 1) / n) / (1 + 1 / n)  # eq. (49)
     tau_err = 2 * tau_clip[window] * np.sqrt(abs(window + 0.5 - tau_clip[window]) / n)
     error = np.sqrt(2 * tau_int * gamma[0] * (1 + 1 / n) / n)
+    check_finite_result("data", value - bias, error, tau_int, tau_err)
     return GammaResult(
         value=float(value - bias),
         error=float(error),
@@ -238,6 +251,9 @@ def integrated_autocorrelation_time(data, S: float = 2.0) -> tuple[float, float]
 
     A shortcut for :func:`gamma_method`; see there for conventions (``tau_int = 1/2`` for
     uncorrelated data).
+
+    Raises:
+        ValueError, TypeError: as :func:`gamma_method`, and for data of another shape.
     """
     x = as_float_array(data)
     if x.ndim not in (1, 2):
@@ -246,6 +262,7 @@ def integrated_autocorrelation_time(data, S: float = 2.0) -> tuple[float, float]
     return res.tau_int, res.tau_int_error
 
 
+@quiet_overflow
 def autocorrelation(data, max_lag: int | None = None) -> np.ndarray:
     """Normalised autocorrelation function ``ρ(t) = Γ(t)/Γ(0)`` for ``t = 0 .. max_lag``.
 
@@ -256,6 +273,11 @@ def autocorrelation(data, max_lag: int | None = None) -> np.ndarray:
 
     Returns:
         ``ρ`` of shape ``(max_lag + 1,)``; constant data give ``ρ = (1, 0, 0, ...)``.
+
+    Raises:
+        TypeError: for non-numeric ``data`` or a ``max_lag`` that is not an integer.
+        ValueError: for NaN/inf, a bad shape, fewer than 4 samples, ``max_lag`` outside
+            ``[0, N)``, or data so large that the variance overflows float64.
     """
     x = as_float_array(data)
     if x.ndim not in (1, 2):
@@ -264,9 +286,13 @@ def autocorrelation(data, max_lag: int | None = None) -> np.ndarray:
     n_r = delta.shape[0]
     if max_lag is None:
         max_lag = n_r // 2 - 1
-    if not 0 <= int(max_lag) < n_r:
+    max_lag = checks.integer("max_lag", max_lag)
+    if not 0 <= max_lag < n_r:
         raise ValueError(f"max_lag must satisfy 0 <= max_lag < N = {n_r}, got {max_lag}.")
-    gamma = _gamma(delta, int(max_lag) + 1)
+    gamma = _gamma(delta, max_lag + 1)
+    check_finite_result("data", gamma)  # a NaN Γ(0) would pass as constant data
     if not gamma[0] > 10 * np.finfo(float).tiny:
-        return np.eye(1, int(max_lag) + 1).ravel()
-    return gamma / gamma[0]
+        return np.eye(1, max_lag + 1).ravel()
+    rho = gamma / gamma[0]
+    check_finite_result("data", rho)
+    return rho

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import logsumexp
 
+from .. import checks
 from ._arrays import check_log_weights
 
 __all__ = ["ess", "mcmc_ess"]
@@ -31,7 +32,10 @@ def ess(log_weights) -> float:
     .. math:: \\mathrm{ESS} = \\frac{(\\sum_i w_i)^2}{B \\sum_i w_i^2}
               = \\exp\\big(2\\,\\mathrm{LSE}(\\log w) - \\mathrm{LSE}(2\\log w) - \\log B\\big)
 
-    computed in log space, so weights spanning hundreds of orders of magnitude are fine.
+    computed in log space, after shifting ``log w`` by its maximum (the ratio does not
+    depend on a constant offset), so neither weights spanning hundreds of orders of
+    magnitude nor log-weights near the float64 limit (``1e308``, where ``2 log w`` would
+    overflow) are a problem.
 
     Args:
         log_weights: ``logp - logq`` per sample, shape ``(B,)``, numpy or torch. ``-inf``
@@ -48,7 +52,11 @@ def ess(log_weights) -> float:
         1.0
     """
     logw = check_log_weights(log_weights)
-    log_ess = 2 * logsumexp(logw) - logsumexp(2 * logw) - np.log(logw.size)
+    # Shifted, logw <= 0 and 2 logw cannot overflow upwards; where it overflows downwards
+    # (below -9e307) the weight is 0 relative to the largest, which -inf says exactly.
+    with np.errstate(over="ignore"):
+        logw = logw - logw.max()
+        log_ess = 2 * logsumexp(logw) - logsumexp(2 * logw) - np.log(logw.size)
     return float(min(1.0, np.exp(log_ess)))  # Cauchy–Schwarz bound, up to rounding
 
 
@@ -63,13 +71,15 @@ def mcmc_ess(n: int, tau_int: float) -> float:
         tau_int: integrated autocorrelation time of the observable of interest.
 
     Raises:
+        TypeError: if ``n`` is not an integer or ``tau_int`` not a real number.
         ValueError: if ``n < 0`` or ``tau_int`` is not positive and finite.
 
     References:
         U. Wolff, hep-lat/0306017, Comput. Phys. Commun. 156 (2004) 143.
     """
-    if n < 0:
-        raise ValueError(f"n must be a non-negative number of samples, got {n}.")
-    if not (np.isfinite(tau_int) and tau_int > 0):
-        raise ValueError(f"tau_int must be positive and finite, got {tau_int}.")
-    return float(n / (2 * tau_int))
+    n = checks.integer("n", n, low=0)
+    tau_int = checks.real("tau_int", tau_int, low=0, low_open=True)
+    result = n / (2 * tau_int)
+    if not np.isfinite(result):  # a tau_int below ~1e-308 against a large n
+        raise ValueError(f"tau_int = {tau_int} is too small: n / (2 tau_int) overflows.")
+    return float(result)

@@ -17,7 +17,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ._arrays import as_float_array
+from .. import checks
+from ._arrays import as_float_array, check_finite_result, quiet_overflow
 
 __all__ = ["bin_data", "jackknife", "bootstrap"]
 
@@ -36,7 +37,8 @@ def bin_data(data, bin_size: int) -> np.ndarray:
 
     Raises:
         TypeError: if ``bin_size`` is not an integer.
-        ValueError: if ``bin_size < 1``, the data are 0-dimensional, or not even one bin fits.
+        ValueError: if ``bin_size < 1``, the data are 0-dimensional, hold NaN or inf, are
+            so large that a bin mean overflows, or not even one bin fits.
     """
     if isinstance(bin_size, bool) or not isinstance(bin_size, int | np.integer):
         raise TypeError(f"bin_size must be an integer, got {type(bin_size).__name__}.")
@@ -47,9 +49,14 @@ def bin_data(data, bin_size: int) -> np.ndarray:
         raise ValueError("data must have a sample axis 0, got a scalar.")
     n_bins = x.shape[0] // bin_size
     if n_bins < 1:
-        raise ValueError(f"bin_size = {bin_size} exceeds the number of samples {x.shape[0]}.")
+        raise ValueError(
+            f"bin_size = {bin_size} exceeds the number of samples in data, {x.shape[0]}."
+        )
     blocks = x[: n_bins * bin_size].reshape((n_bins, bin_size) + x.shape[1:])  # (M, b, ...)
-    return blocks.mean(axis=1)
+    with np.errstate(over="ignore", invalid="ignore"):  # refused just below, by name
+        means = blocks.mean(axis=1)
+    check_finite_result("data", means)
+    return means
 
 
 def _binned(data, bin_size: int) -> np.ndarray:
@@ -62,6 +69,14 @@ def _binned(data, bin_size: int) -> np.ndarray:
     return bins
 
 
+def _check_statistic(statistic) -> None:
+    if not callable(statistic):
+        raise TypeError(
+            f"statistic must be a function of the bins returning a scalar, got "
+            f"{type(statistic).__name__}."
+        )
+
+
 def _scalar(statistic: Callable, sample: np.ndarray) -> float:
     out = statistic(sample)
     if np.ndim(out) != 0:
@@ -69,7 +84,16 @@ def _scalar(statistic: Callable, sample: np.ndarray) -> float:
             f"statistic must return a scalar, got shape {np.shape(out)}; "
             "reduce over all axes (np.mean does) or index one component."
         )
-    return float(out)
+    try:
+        value = float(out)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"statistic must return a real number, got {out!r}.") from err
+    if not np.isfinite(value):
+        raise ValueError(
+            f"statistic returned the non-finite value {value} on bins of shape "
+            f"{sample.shape} (for finite data, an overflow: rescale the data)."
+        )
+    return value
 
 
 def _row_means(bins: np.ndarray) -> np.ndarray:
@@ -77,6 +101,7 @@ def _row_means(bins: np.ndarray) -> np.ndarray:
     return bins.reshape(bins.shape[0], -1).mean(axis=1)
 
 
+@quiet_overflow
 def jackknife(
     data, statistic: Callable[[np.ndarray], float] = np.mean, bin_size: int = 1
 ) -> tuple[float, float]:
@@ -96,9 +121,12 @@ def jackknife(
         ``(estimate, error)``.
 
     Raises:
-        ValueError: for ``bin_size < 1``, fewer than 2 bins, NaN/inf data, or a statistic
-            that does not return a scalar.
+        TypeError: for a ``statistic`` that is not callable, a ``bin_size`` that is not an
+            integer, or non-numeric data.
+        ValueError: for ``bin_size < 1``, fewer than 2 bins, NaN/inf data, a statistic
+            that does not return a finite scalar, or data so large that the error overflows.
     """
+    _check_statistic(statistic)
     bins = _binned(data, bin_size)
     m = bins.shape[0]
     full = _scalar(statistic, bins)
@@ -114,9 +142,12 @@ def jackknife(
             keep[i] = True
     mean_theta = theta.mean()
     error = np.sqrt((m - 1) / m * np.sum((theta - mean_theta) ** 2))
-    return float(m * full - (m - 1) * mean_theta), float(error)
+    estimate = m * full - (m - 1) * mean_theta
+    check_finite_result("data", estimate, error)
+    return float(estimate), float(error)
 
 
+@quiet_overflow
 def bootstrap(
     data,
     statistic: Callable[[np.ndarray], float] = np.mean,
@@ -131,23 +162,37 @@ def bootstrap(
         statistic: maps bins ``(M, ...)`` to a scalar; ``np.mean`` takes a fast path.
         n_boot: number of bootstrap samples (at least 2).
         bin_size: samples per bin; choose it ``≫ tau_int`` for Markov-chain data.
-        seed: an int seed or a ``numpy.random.Generator``; ``None`` draws fresh entropy.
+        seed: an int seed ``>= 0`` or a ``numpy.random.Generator``; ``None`` draws fresh
+            entropy.
 
     Returns:
         ``(statistic(bins), std of the bootstrap distribution)``.
 
     Raises:
-        ValueError: for ``n_boot < 2``, ``bin_size < 1``, fewer than 2 bins, NaN/inf data, or
-            a statistic that does not return a scalar.
+        TypeError: for an ``n_boot``, ``bin_size`` or ``seed`` of the wrong kind, or a
+            ``statistic`` that is not callable.
+        ValueError: for ``n_boot < 2``, ``bin_size < 1``, a negative seed, fewer than 2
+            bins, NaN/inf data, a statistic that does not return a finite scalar, or data so
+            large that the spread overflows.
     """
-    if int(n_boot) != n_boot or n_boot < 2:
-        raise ValueError(f"n_boot must be an integer >= 2, got {n_boot}.")
+    n_boot = checks.integer("n_boot", n_boot, low=2)
+    _check_statistic(statistic)
+    if seed is not None and not isinstance(seed, np.random.Generator):
+        try:
+            seed = checks.integer("seed", seed, low=0)
+        except TypeError:
+            raise TypeError(
+                f"seed must be an integer >= 0, a numpy.random.Generator or None, got {seed!r}."
+            ) from None
     bins = _binned(data, bin_size)
     m = bins.shape[0]
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    idx = rng.integers(0, m, size=(int(n_boot), m))  # (n_boot, M)
+    idx = rng.integers(0, m, size=(n_boot, m))  # (n_boot, M)
     if statistic is np.mean:
         theta = _row_means(bins)[idx].mean(axis=1)
     else:
         theta = np.array([_scalar(statistic, bins[i]) for i in idx])
-    return _scalar(statistic, bins), float(theta.std(ddof=1))
+    full = _scalar(statistic, bins)
+    spread = theta.std(ddof=1)
+    check_finite_result("data", full, spread)
+    return full, float(spread)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._arrays import as_float_array, check_log_weights
+from ._arrays import as_float_array, check_finite_result, check_log_weights
 
 __all__ = ["reweight"]
 
@@ -38,8 +38,9 @@ def reweight(values, log_weights) -> tuple[float, float]:
         ``(estimate, error)``; the error is 0 when only one sample has nonzero weight.
 
     Raises:
+        TypeError: for non-numeric ``values`` or ``log_weights``.
         ValueError: for mismatched shapes, empty input, NaN/inf values, NaN/``+inf`` weights,
-            or all weights zero.
+            all weights zero, or values so large (``|O| ≳ 1e154``) that the error overflows.
 
     Example:
         >>> reweight([1.0, 3.0], [0.0, 0.0])
@@ -51,8 +52,10 @@ def reweight(values, log_weights) -> tuple[float, float]:
         raise ValueError(
             f"values {obs.shape} and log_weights {logw.shape} must have the same shape (B,)."
         )
-    w = np.exp(logw - logw.max())  # in (0, 1], the largest weight is exactly 1
-    norm = w.sum()
-    mean = float(np.dot(w, obs) / norm)
-    error = float(np.sqrt(np.sum((w * (obs - mean)) ** 2)) / norm)
-    return mean, error
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        w = np.exp(logw - logw.max())  # in [0, 1], the largest weight is exactly 1
+        norm = w.sum()
+        mean = np.dot(w, obs) / norm
+        error = np.sqrt(np.sum((w * (obs - mean)) ** 2)) / norm
+    check_finite_result("values", mean, error)
+    return float(mean), float(error)

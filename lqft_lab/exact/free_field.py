@@ -1,8 +1,11 @@
 """Analytic references: the free scalar field (λ = 0, m² > 0) on a finite periodic lattice.
 
 These are the exact anchors that φ⁴ samplers, flows and observables are tested against.
-Every function takes a lattice ``shape`` (any dimension, any extents >= 2) and ``m2 > 0``
-and returns float64 NumPy data (arrays or floats); nothing here is random.
+Every function takes a lattice ``shape`` (any dimension, integer extents >= 2, at most
+``2**24`` sites) and ``m2 > 0`` (within ``[1e-300, 1e300]``, where ``1/(2m²)`` is a float64)
+and returns finite float64 NumPy data (arrays or floats); nothing here is random. Bad
+arguments raise ``TypeError`` (the wrong kind: a string for ``m2``, ``None`` for ``shape``)
+or ``ValueError`` (a value outside those ranges), naming the argument.
 
 Derivation (convention of :class:`lqft_lab.actions.Phi4Action`, arXiv:2101.08176 eq. (13)).
 At λ = 0 the action is
@@ -50,10 +53,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from numbers import Real
 
 import numpy as np
 
-from ..lattice import lattice_shape
+from . import _args
 
 __all__ = [
     "lattice_momentum_squared",
@@ -68,17 +72,33 @@ __all__ = [
 ]
 
 
+#: Largest lattice volume accepted: the references build arrays of the lattice's size.
+MAX_VOLUME = 2**24
+#: ``m2`` range: beyond it ``χ₂ = 1/(2 m²)`` or ``2 (p̂² + m²)`` leaves float64.
+M2_RANGE = (1e-300, 1e300)
+
+
 def _validate(shape: int | Sequence[int], m2: float) -> tuple[tuple[int, ...], float]:
-    shape = lattice_shape(shape if isinstance(shape, int) else tuple(shape))
-    m2 = _validate_m2(m2)
-    return shape, m2
+    return _validate_shape(shape), _validate_m2(m2)
+
+
+def _validate_shape(shape: int | Sequence[int]) -> tuple[int, ...]:
+    return _args.lattice("shape", shape, dim=None, max_volume=MAX_VOLUME)
 
 
 def _validate_m2(m2: float) -> float:
+    if isinstance(m2, bool) or not isinstance(m2, Real):
+        raise TypeError(f"m2 must be a real number, got {m2!r}")
     m2 = float(m2)
+    low, high = M2_RANGE
     if not (math.isfinite(m2) and m2 > 0):
         raise ValueError(
             f"the free field needs m2 > 0 (the zero mode diverges otherwise), got m2={m2}"
+        )
+    if not low <= m2 <= high:
+        raise ValueError(
+            f"the free field needs m2 > 0 within [{low:g}, {high:g}] (outside it "
+            f"1/(2 m2) or 2 (p̂² + m2) overflows float64), got m2={m2}"
         )
     return m2
 
@@ -91,8 +111,11 @@ def lattice_momentum_squared(shape: int | Sequence[int]) -> np.ndarray:
 
     Returns:
         float64 array of the lattice shape, in FFT order (``[0, …, 0]`` is ``p = 0``).
+
+    Raises:
+        TypeError, ValueError: for a bad ``shape`` (module docstring).
     """
-    shape = lattice_shape(shape if isinstance(shape, int) else tuple(shape))
+    shape = _validate_shape(shape)
     axes = [4 * np.sin(np.pi * np.arange(n) / n) ** 2 for n in shape]
     grids = np.meshgrid(*axes, indexing="ij")
     return np.sum(grids, axis=0)
@@ -102,7 +125,7 @@ def free_field_momentum_propagator(shape: int | Sequence[int], m2: float) -> np.
     """``G̃(p) = 1 / (2 (p̂² + m²))`` on the momentum grid (FFT order), float64.
 
     Raises:
-        ValueError: for ``m2 <= 0`` or an invalid shape.
+        TypeError, ValueError: for a bad ``m2`` or ``shape`` (module docstring).
     """
     shape, m2 = _validate(shape, m2)
     return 1.0 / (2.0 * (lattice_momentum_squared(shape) + m2))
@@ -122,6 +145,9 @@ def free_field_propagator(shape: int | Sequence[int], m2: float) -> np.ndarray:
         >>> G = free_field_propagator((4, 4), 0.5)
         >>> bool(abs(G.sum() - 1.0) < 1e-12)   # χ₂ = 1/(2 m²)
         True
+
+    Raises:
+        TypeError, ValueError: for a bad ``m2`` or ``shape`` (module docstring).
     """
     Gp = free_field_momentum_propagator(shape, m2)
     # np.fft.ifftn includes the 1/V of G(x) = (1/V) Σ_p e^{ipx} G̃(p)
@@ -135,8 +161,8 @@ def free_field_phi2(shape: int | Sequence[int], m2: float) -> float:
 
 def free_field_chi2(shape: int | Sequence[int], m2: float) -> float:
     """Two-point susceptibility ``χ₂ = Σ_x G(x) = G̃(0) = 1/(2 m²)`` (volume independent)."""
-    _validate(shape, m2)
-    return 1.0 / (2.0 * float(m2))
+    _, m2 = _validate(shape, m2)
+    return 1.0 / (2.0 * m2)
 
 
 def free_field_ising_energy(shape: int | Sequence[int], m2: float) -> float:
@@ -164,7 +190,7 @@ def free_field_pole_mass(m2: float) -> float:
     volume and dimension.
 
     Raises:
-        ValueError: for ``m2 <= 0``.
+        TypeError, ValueError: for a bad ``m2`` (module docstring).
     """
     m2 = _validate_m2(m2)
     return 2.0 * math.asinh(math.sqrt(m2) / 2.0)

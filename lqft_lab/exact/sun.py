@@ -4,6 +4,16 @@ These are the anchors that SU(N) flows, HMC and heatbath samplers are tested aga
 function returns float64 NumPy data (complex128 for characters); nothing here is random.
 ``N >= 2`` is general, but quadratures run over an ``n^{N-1}`` grid, so ``N <= 4`` is cheap.
 
+Bad input raises ``TypeError`` (the wrong kind) or ``ValueError`` (out of range) naming the
+argument: ``2 <= N <= 100``, finite ``beta >= 0``, finite ``coeffs``, partitions ``weights``
+with ``λ_1 - λ_N <= 1024``, finite eigenphases, 2D lattices ``L`` with integer extents in
+``[2, 2**20]``. A call whose quadrature grid would exceed ``2**22`` points (``2**20`` for the
+lattice character expansion, which holds its grid whole) is refused before anything is
+built, naming what drives the grid (``N``, ``beta``, ``coeffs``, ``L``, ``weights`` or
+``n_grid``): large ``N``, ``β`` or coefficients, or large ``β`` on a small torus. Results
+accepted are finite: integrals are log-sum-exp streams and lattice sums are ratios
+``r_λ = f_λ/(d_λ f_0)`` with ``log f_0`` added in logs.
+
 Conventions. The Haar measure ``dU`` is normalised to one, and a class function depends on
 the eigenphases ``θ = (θ_1, …, θ_N)`` only, with ``Σ_j θ_j = 0 (mod 2π)``. Arrays of
 eigenphases always carry all ``N`` of them on the last axis, ``(..., N)``. Weyl's integration
@@ -70,12 +80,14 @@ import itertools
 import math
 from collections.abc import Callable, Iterator, Sequence
 from functools import lru_cache
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
+import torch
 from scipy.special import ive
 
-from ..lattice import lattice_shape
+from .. import checks
+from . import _args
 
 __all__ = [
     "vandermonde_sq",
@@ -100,29 +112,29 @@ _TAIL = 1e-18
 _IRREP_CUTOFF = 1e-18
 # Quadrature points per chunk: bounds memory at a few tens of MB for any grid.
 _CHUNK = 1 << 15
+# Most points n^{N-1} of one torus quadrature (streamed in chunks: a few seconds at most)
+# and of the character-coefficient FFT (held whole: about 100 MB at most). Beyond them a
+# call would run for minutes or exhaust memory; it is refused, naming what drives the grid.
+_TORUS_POINTS_MAX = 2**22
+_FFT_POINTS_MAX = 2**20
+# Largest λ_1 of an irrep accepted by the character functions (the tables grow with it).
+_WEIGHT_MAX = 1024
 
 
 # --- input validation ---------------------------------------------------------------------
 
 
 def _validate_n(N: int) -> int:
-    if isinstance(N, bool) or not isinstance(N, Integral) or N < 2:
-        raise ValueError(f"N must be an integer >= 2 (the group SU(N)), got {N!r}")
-    return int(N)
+    return _args.group_rank(N)
 
 
 def _validate_beta(beta: float) -> float:
-    if isinstance(beta, bool) or not isinstance(beta, Real):
-        raise ValueError(f"beta must be a real number, got {beta!r}")
-    beta = float(beta)
-    if not (math.isfinite(beta) and beta >= 0):
-        raise ValueError(f"beta must be finite and >= 0, got {beta}")
-    return beta
+    return _args.coupling("beta", beta)
 
 
 def _validate_coeffs(coeffs: Sequence[complex]) -> tuple[complex, ...]:
-    c = np.asarray(coeffs)
-    if c.ndim != 1 or c.size == 0 or not np.issubdtype(c.dtype, np.number):
+    c = np.asarray(coeffs) if not isinstance(coeffs, torch.Tensor) else coeffs.numpy(force=True)
+    if c.ndim != 1 or c.size == 0 or c.dtype == bool or not np.issubdtype(c.dtype, np.number):
         raise ValueError(
             "coeffs must be a non-empty 1D sequence (c_1, c_2, …), c_k multiplying tr U^k, "
             f"got {coeffs!r}"
@@ -136,15 +148,26 @@ def _validate_coeffs(coeffs: Sequence[complex]) -> tuple[complex, ...]:
 def _validate_n_grid(n_grid: int | None, minimum: int) -> int | None:
     if n_grid is None:
         return None
-    if isinstance(n_grid, bool) or not isinstance(n_grid, Integral) or n_grid < minimum:
-        raise ValueError(f"n_grid must be an integer >= {minimum}, got {n_grid!r}")
-    return int(n_grid)
+    return checks.integer("n_grid", n_grid, low=minimum)
+
+
+def _check_points(N: int, n: float, limit: int, blame: str) -> None:
+    """Refuse a quadrature grid of ``n^{N-1}`` points above ``limit``, naming ``blame``."""
+    points = float(n) ** (N - 1)
+    if not points <= limit:  # also for inf and nan
+        raise ValueError(
+            f"{blame} need a quadrature grid of about {float(n):.4g}^{N - 1} = {points:.3g} "
+            f"points on the SU({N}) torus, more than {limit}: these references are for small "
+            "N and moderate beta and coefficients (module docstring)"
+        )
 
 
 def _partition(weights: Sequence[int], N: int) -> tuple[int, ...]:
     """``weights`` as a partition of length ``N`` (a length ``N - 1`` one is padded with 0)."""
-    lam = tuple(weights) if isinstance(weights, Sequence | np.ndarray) else None
-    if lam is None or any(isinstance(v, bool) or not isinstance(v, Integral) for v in lam):
+    if isinstance(weights, str) or not isinstance(weights, Sequence | np.ndarray):
+        raise TypeError(f"weights must be a sequence of integers, got {weights!r}")
+    lam = tuple(weights)
+    if any(isinstance(v, bool) or not isinstance(v, Integral) for v in lam):
         raise ValueError(f"weights must be a sequence of integers, got {weights!r}")
     lam = tuple(int(v) for v in lam)
     if len(lam) == N - 1:
@@ -153,15 +176,38 @@ def _partition(weights: Sequence[int], N: int) -> tuple[int, ...]:
         raise ValueError(f"SU({N}) weights need {N} or {N - 1} entries, got {len(lam)}: {lam}")
     if lam[-1] < 0 or any(a < b for a, b in itertools.pairwise(lam)):
         raise ValueError(f"weights must be non-increasing and >= 0 (a partition), got {lam}")
+    if lam[0] - lam[-1] > _WEIGHT_MAX:
+        raise ValueError(
+            f"weights must have λ_1 - λ_N <= {_WEIGHT_MAX} (the character tables grow with "
+            f"it), got {lam}"
+        )
     return lam
 
 
 def _eigenphases(theta: np.ndarray, N: int | None = None) -> np.ndarray:
-    theta = np.asarray(theta, dtype=np.float64)
+    """``theta`` as a finite float64 array ``(..., N)``; torch tensors are checked as fields
+    (half precision refused) and copied to the CPU."""
+    if isinstance(theta, torch.Tensor):
+        theta = checks.tensor("theta", theta).numpy(force=True)
+    if np.iscomplexobj(theta):
+        raise ValueError("theta must hold real eigenphases, got complex values")
+    try:
+        theta = np.asarray(theta, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"theta must be an array of real eigenphases, got {theta!r}") from None
     if theta.ndim < 1 or theta.shape[-1] < 2:
         raise ValueError(f"theta must have shape (..., N) with N >= 2, got {theta.shape}")
     if N is not None and theta.shape[-1] != N:
         raise ValueError(f"theta must have shape (..., {N}) for SU({N}), got {theta.shape}")
+    if theta.shape[-1] > 100:
+        raise ValueError(
+            f"theta must hold the N <= 100 eigenphases of SU(N) on its last axis (|Δ|² reaches "
+            f"N^N, which overflows float64 beyond N ≈ 143), got shape {theta.shape}"
+        )
+    if not np.all(np.isfinite(theta)):
+        raise ValueError(
+            f"theta must be finite, got {int((~np.isfinite(theta)).sum())} NaN or infinite entries"
+        )
     return theta
 
 
@@ -196,7 +242,15 @@ def irrep_dimension(weights: Sequence[int], N: int | None = None) -> int:
     Raises:
         ValueError: for a weight that is not a partition of the right length.
     """
-    N = _validate_n(len(weights) if N is None else N)
+    if N is None:
+        if isinstance(weights, str) or not isinstance(weights, Sequence | np.ndarray):
+            raise TypeError(f"weights must be a sequence of integers, got {weights!r}")
+        if len(weights) < 2:
+            raise ValueError(
+                f"weights must have N >= 2 entries when N is not given, got {weights!r}"
+            )
+        N = len(weights)
+    N = _validate_n(N)
     lam = _partition(weights, N)
     num = math.prod(lam[i] - lam[j] + j - i for i in range(N) for j in range(i + 1, N))
     den = math.prod(j - i for i in range(N) for j in range(i + 1, N))
@@ -276,9 +330,13 @@ def _bessel_width(x: float) -> int:
     """Smallest ``m`` with ``I_m(x) <= _TAIL · I_0(x)``: the Fourier width of ``e^{x cos θ}``."""
     if x == 0:
         return 1
-    m = np.arange(int(x + 12 * math.sqrt(x) + 64))
-    tail = np.nonzero(ive(m, x) <= _TAIL * ive(0, x))[0]
-    return int(tail[0])
+    # I_m(x)/I_0(x) ≈ e^{-m²/2x} puts the cut near 9.1 √x; 12 √x + 64 is above it for all x
+    top = int(12 * math.sqrt(x) + 64)
+    while True:
+        tail = np.nonzero(ive(np.arange(top), x) <= _TAIL * ive(0, x))[0]
+        if tail.size:
+            return int(tail[0])
+        top *= 2
 
 
 def _default_n_grid(N: int, beta: float, coeffs: Sequence[complex], extra: int = 0) -> int:
@@ -291,6 +349,28 @@ def _default_n_grid(N: int, beta: float, coeffs: Sequence[complex], extra: int =
     """
     width = sum(k * _bessel_width(2 * beta * abs(c) / N) for k, c in enumerate(coeffs, 1) if c != 0)
     return max(16, width + N + extra + 1)
+
+
+def _grid_size(
+    N: int,
+    beta: float,
+    coeffs: Sequence[complex],
+    *,
+    blame: str,
+    extra: int = 0,
+    factor: int = 1,
+    limit: int = _TORUS_POINTS_MAX,
+) -> int:
+    """``factor`` times :func:`_default_n_grid`, refused (naming ``blame``) above ``limit``
+    points: first from the estimate ``9 √x`` of each Bessel width, before any table is built
+    (so a huge ``β`` is refused at once), then exactly."""
+    with np.errstate(over="ignore"):
+        xs = [(k, 2 * beta * abs(c) / N) for k, c in enumerate(coeffs, 1) if c != 0]
+        estimate = sum(k * 9 * math.sqrt(x) for k, x in xs) + N + extra + 1
+    _check_points(N, factor * max(16, estimate), limit, blame)
+    n = factor * _default_n_grid(N, beta, coeffs, extra)
+    _check_points(N, n, limit, blame)
+    return n
 
 
 def _torus_chunks(N: int, n: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -361,6 +441,15 @@ def _single_matrix_args(
     )
 
 
+def _single_matrix_grid(N: int, beta: float, c: tuple[complex, ...], n: int | None) -> int:
+    """The grid of the single-matrix integrals: ``n_grid`` if given, else the default."""
+    if n is not None:
+        _check_points(N, n, _TORUS_POINTS_MAX, f"N = {N} and n_grid = {n}")
+        return n
+    blame = f"N = {N}, beta = {beta} and coeffs = {c}"
+    return _grid_size(N, beta, c, extra=1, blame=blame)
+
+
 @lru_cache(maxsize=64)
 def _single_matrix_moments(
     N: int, beta: float, coeffs: tuple[complex, ...], n: int
@@ -396,7 +485,9 @@ def single_matrix_log_z(
         ``log Z`` as a float.
 
     Raises:
-        ValueError: for ``N < 2``, ``β < 0`` or non-finite, empty ``coeffs``, a bad grid.
+        TypeError: for arguments of the wrong kind (module docstring).
+        ValueError: for ``N`` outside ``[2, 100]``, ``β < 0`` or non-finite, empty or
+            non-finite ``coeffs``, ``n_grid < 4``, or a grid above ``2**22`` points.
 
     References:
         D. Boyda et al., arXiv:2008.05456 (the single-matrix targets).
@@ -406,7 +497,7 @@ def single_matrix_log_z(
         3.923858
     """
     N, beta, c, n = _single_matrix_args(N, beta, coeffs, n_grid)
-    n = n or _default_n_grid(N, beta, c, extra=1)
+    n = _single_matrix_grid(N, beta, c, n)
     return _single_matrix_moments(N, beta, c, n)[0]
 
 
@@ -419,7 +510,7 @@ def single_matrix_mean_trace(
     for :func:`single_matrix_log_z`.
     """
     N, beta, c, n = _single_matrix_args(N, beta, coeffs, n_grid)
-    n = n or _default_n_grid(N, beta, c, extra=1)
+    n = _single_matrix_grid(N, beta, c, n)
     return _single_matrix_moments(N, beta, c, n)[1]
 
 
@@ -477,12 +568,17 @@ def single_matrix_eigenphase_histogram(
         D. Boyda et al., arXiv:2008.05456 (eigenvalue densities of the targets).
     """
     N, beta, c, _ = _single_matrix_args(N, beta, coeffs)
-    edges = np.asarray(edges, dtype=np.float64)
+    if isinstance(edges, torch.Tensor):
+        edges = checks.tensor("edges", edges, finite=False).numpy(force=True)
+    try:
+        edges = np.asarray(edges, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"edges must be a 1D array of real bin edges, got {edges!r}") from None
     if edges.ndim != 1 or edges.size < 2 or not np.all(np.isfinite(edges)):
         raise ValueError(f"edges must be a finite 1D array of >= 2 bin edges, got {edges!r}")
     if np.any(np.diff(edges) <= 0):
         raise ValueError("edges must be strictly increasing")
-    n = 2 * _default_n_grid(N, beta, c)
+    n = _grid_size(N, beta, c, factor=2, blame=f"N = {N}, beta = {beta} and coeffs = {c}")
 
     def reduce(j, theta, w):
         return np.bincount(j, weights=vandermonde_sq(theta) * w, minlength=n)
@@ -501,10 +597,17 @@ def single_matrix_eigenphase_histogram(
 
 def _lattice_args(N: int, beta: float, L: int | Sequence[int]) -> tuple[int, float, int]:
     N, beta = _validate_n(N), _validate_beta(beta)
-    shape = lattice_shape(L if isinstance(L, int) else tuple(L), dim=2)
-    if len(shape) != 2:
-        raise ValueError(f"the SU(N) results are for a 2D lattice (L0, L1), got shape {shape}")
+    shape = _args.lattice("L", L, dim=2)
     return N, beta, shape[0] * shape[1]
+
+
+def _coefficients(
+    N: int, beta: float, m_max: int, blame: str
+) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_character_coefficients` after refusing (naming ``blame``) a grid that is too
+    large to hold."""
+    _grid_size(N, beta, (1.0,), extra=m_max + N, limit=_FFT_POINTS_MAX, blame=blame)
+    return _character_coefficients(N, beta, m_max)
 
 
 def _partitions(N: int, m_max: int) -> list[tuple[int, ...]]:
@@ -561,12 +664,14 @@ def _dimensions(irreps: np.ndarray) -> np.ndarray:
     return np.prod((l[:, i] - l[:, j]) / (j - i), axis=-1)
 
 
-def _lattice_sums(N: int, beta: float, n_p: int) -> tuple[float, float, float]:
+def _lattice_sums(N: int, beta: float, L, n_p: int) -> tuple[float, float, float]:
     """``(log f_0, Σ_λ r_λ^{n_P}, Σ_λ r_λ^{n_P-1} r'_λ)`` summed until the shell at the
-    cutoff is negligible."""
+    cutoff is negligible. Large ``β`` on a small torus needs many irreps; when their grid
+    grows too large the call is refused, naming ``N``, ``beta`` and ``L``."""
     m_max = 8
+    blame = f"N = {N}, beta = {beta} and L = {L!r} ({n_p} plaquettes)"
     while True:
-        log_f0, irreps, f, df = _character_coefficients(N, beta, m_max)
+        log_f0, irreps, f, df = _coefficients(N, beta, m_max, blame)
         dims = _dimensions(irreps)
         r = np.clip(f / dims, 0.0, 1.0)  # f_λ >= 0 exactly; clip rounding noise
         dr = df / dims
@@ -597,7 +702,8 @@ def sun_character_coefficient(N: int, beta: float, weights: Sequence[int]) -> fl
     N, beta = _validate_n(N), _validate_beta(beta)
     lam = _partition(weights, N)
     lam = np.array(lam) - lam[-1]  # the same SU(N) irrep, with λ_N = 0
-    log_f0, irreps, f, _ = _character_coefficients(N, beta, int(lam[0]))
+    blame = f"N = {N}, beta = {beta} and weights = {tuple(int(v) for v in lam)}"
+    log_f0, irreps, f, _ = _coefficients(N, beta, int(lam[0]), blame)
     row = np.nonzero((irreps == lam).all(axis=1))[0][0]
     return float(math.exp(log_f0) * f[row])
 
@@ -619,14 +725,16 @@ def sun_lattice_log_z(N: int, beta: float, L: int | Sequence[int]) -> float:
         ``log Z`` as a float, to about ``1e-13`` relative.
 
     Raises:
-        ValueError: for a bad ``N``, ``β`` or lattice.
+        TypeError: for arguments of the wrong kind (module docstring).
+        ValueError: for a bad ``N``, ``β`` or lattice, or a ``β`` so large for this torus
+            that the irreps needed exceed the grid limit (module docstring).
 
     References:
         J.-M. Drouffe, J.-B. Zuber, Phys. Rept. 102 (1983) 1; I. Bars, J. Math. Phys. 21
         (1980) 2678.
     """
     N, beta, n_p = _lattice_args(N, beta, L)
-    log_f0, z, _ = _lattice_sums(N, beta, n_p)
+    log_f0, z, _ = _lattice_sums(N, beta, L, n_p)
     return n_p * log_f0 + math.log(z)
 
 
@@ -638,8 +746,10 @@ def sun_plaquette(N: int, beta: float, L: int | Sequence[int]) -> float:
     for :func:`sun_lattice_log_z`.
     """
     N, beta, n_p = _lattice_args(N, beta, L)
-    _, z, dz = _lattice_sums(N, beta, n_p)
-    return dz / z
+    _, z, dz = _lattice_sums(N, beta, L, n_p)
+    # in [0, 1] exactly (⟨Re tr U_P⟩ grows from 0 at β = 0); the quadrature's rounding, about
+    # 1e-17, could leave it by that much at β → 0
+    return min(max(dz / z, 0.0), 1.0)
 
 
 def sun_plaquette_infinite_volume(N: int, beta: float) -> float:
@@ -656,7 +766,8 @@ def sun_plaquette_infinite_volume(N: int, beta: float) -> float:
         0.240194
     """
     N, beta = _validate_n(N), _validate_beta(beta)
-    return float(_character_coefficients(N, beta, 0)[3][0])
+    plaquette = float(_coefficients(N, beta, 0, f"N = {N} and beta = {beta}")[3][0])
+    return min(max(plaquette, 0.0), 1.0)  # rounding, as in sun_plaquette
 
 
 def sun_wilson_loop_infinite_volume(N: int, beta: float, area: int) -> float:
@@ -676,8 +787,7 @@ def sun_wilson_loop_infinite_volume(N: int, beta: float, area: int) -> float:
         J.-M. Drouffe, J.-B. Zuber, Phys. Rept. 102 (1983) 1.
     """
     N, beta = _validate_n(N), _validate_beta(beta)
-    if isinstance(area, bool) or not isinstance(area, Integral) or area < 1:
-        raise ValueError(f"area must be an integer >= 1 (plaquettes enclosed), got {area!r}")
-    _, irreps, f, _ = _character_coefficients(N, beta, 1)
+    area = checks.integer("area", area, low=1, high=2**53)  # enclosed plaquettes
+    _, irreps, f, _ = _coefficients(N, beta, 1, f"N = {N} and beta = {beta}")
     fundamental = np.nonzero((irreps[:, 0] == 1) & (irreps[:, 1:].sum(axis=1) == 0))[0][0]
     return float(f[fundamental] / N) ** int(area)

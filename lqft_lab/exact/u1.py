@@ -2,8 +2,12 @@
 
 The exact finite-volume solution by the character expansion: ``log Z``, the plaquette,
 Wilson loops, the topological susceptibility and the full charge distribution ``P(Q)``, the
-anchors that U(1) samplers and flows are tested against. Every function takes ``beta >= 0``
-and a 2D lattice and returns float64 NumPy data; nothing here is random. The derivation is in
+anchors that U(1) samplers and flows are tested against. Every function takes
+``0 <= beta <= 1e4`` (``BETA_MAX``) and a 2D lattice ``L`` (integer extents in
+``[2, 2**20]``) and returns finite float64 NumPy data; nothing here is random. Bad arguments
+raise ``TypeError`` (the wrong kind) or ``ValueError`` (out of range), naming the argument;
+the sums are done in ratios ``I_n/I_0`` with ``log Z`` reassembled in logs, so large ``β``
+and large ``L`` stay finite. The derivation is in
 the comment block below; conventions are those of :class:`lqft_lab.actions.U1WilsonAction`.
 """
 
@@ -11,13 +15,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from numbers import Real
 
 import numpy as np
 from scipy.integrate import quad_vec
 from scipy.special import ive
 
-from ..lattice import lattice_shape
+from .. import checks
+from . import _args
 
 __all__ = [
     "u1_log_z",
@@ -76,6 +80,13 @@ __all__ = [
 _U1_CUTOFF = 1e-40
 
 
+#: Largest ``β`` accepted: the Bessel tables grow as ``√β`` (χ_t's moment sums as ``β``), and
+#: at ``β = 10⁴`` the theory is the classical vacuum to ``1 - ⟨cos θ_P⟩ ≈ 5·10⁻⁵``.
+BETA_MAX = 1e4
+#: Largest ``(q_max + 1)(V + 1)``: the terms :func:`u1_charge_distribution` sums.
+CHARGE_TERMS_MAX = 2**24
+
+
 def _u1_validate(beta: float, L: int | Sequence[int]) -> tuple[float, int]:
     """Validate ``beta`` (finite, >= 0) and a 2D lattice; return ``(beta, V)``."""
     beta, shape = _u1_validate_shape(beta, L)
@@ -83,23 +94,16 @@ def _u1_validate(beta: float, L: int | Sequence[int]) -> tuple[float, int]:
 
 
 def _u1_validate_shape(beta: float, L: int | Sequence[int]) -> tuple[float, tuple[int, int]]:
-    """Validate ``beta`` (finite, >= 0) and a 2D lattice; return ``(beta, (L0, L1))``."""
-    if isinstance(beta, bool) or not isinstance(beta, Real):
-        raise TypeError(f"beta must be a real number, got {type(beta).__name__}")
-    beta = float(beta)
-    if not (math.isfinite(beta) and beta >= 0):
-        raise ValueError(f"beta must be finite and >= 0, got {beta}")
-    shape = lattice_shape(L if isinstance(L, int) else tuple(L), dim=2)
-    if len(shape) != 2:
-        raise ValueError(f"the U(1) results are for a 2D lattice (L0, L1), got shape {shape}")
-    return beta, shape
+    """Validate ``beta`` (finite, in ``[0, BETA_MAX]``) and a 2D lattice ``L``."""
+    beta = _args.coupling("beta", beta, high=BETA_MAX, why=" (the U(1) references)")
+    return beta, _args.lattice("L", L, dim=2)
 
 
 def _u1_bessel(beta: float) -> tuple[np.ndarray, int]:
     """A table of ``ive(m, β)``, ``m = 0, 1, …`` (at least ``3 n_max + 2`` entries), and the
     cut ``n_max`` with ``I_m/I_0 < _U1_CUTOFF`` for ``m >= n_max`` (so sums over
     ``|n| <= n_max`` are exact in float64)."""
-    n_max = 16 + int(beta + 12 * math.sqrt(beta))
+    n_max = 16 + int(min(beta, 16 * math.sqrt(beta)) + 12 * math.sqrt(beta))
     while True:
         i_n = ive(np.arange(3 * n_max + 2), beta)
         above = np.nonzero(i_n[: n_max + 1] >= _U1_CUTOFF * i_n[0])[0]
@@ -141,7 +145,9 @@ def u1_log_z(beta: float, L: int | Sequence[int]) -> float:
         ``log Z`` as a float, accurate to about ``1e-13`` relative.
 
     Raises:
-        ValueError: for ``β < 0``, non-finite ``β`` or a bad lattice.
+        TypeError: for a ``beta`` that is not a real number, an ``L`` that is neither an
+            integer nor a sequence.
+        ValueError: for ``β`` outside ``[0, 1e4]`` or non-finite, a bad lattice.
 
     References:
         C. Bonati, P. Rossi, arXiv:1901.09830; J.-M. Drouffe, J.-B. Zuber, Phys. Rep. 102 (1983) 1.
@@ -177,7 +183,7 @@ def u1_plaquette_infinite_volume(beta: float) -> float:
     """``⟨cos θ_P⟩ = I_1(β)/I_0(β)`` in infinite volume.
 
     Raises:
-        ValueError: for ``β < 0`` or non-finite ``β``.
+        TypeError, ValueError: for a bad ``beta``, as for :func:`u1_log_z`.
     """
     beta, _ = _u1_validate(beta, 2)
     return float(ive(1, beta) / ive(0, beta))
@@ -196,13 +202,13 @@ def u1_wilson_loop(beta: float, L: int | Sequence[int], R: int, T: int) -> float
         T: ``1 <= T <= L0``.
 
     Raises:
-        ValueError: for bad couplings, lattices or loop sizes.
+        TypeError, ValueError: for bad couplings or lattices (as for :func:`u1_log_z`), and
+            for ``R`` or ``T`` that are not integers in range.
     """
-    beta, V = _u1_validate(beta, L)
-    L0, L1 = lattice_shape(L if isinstance(L, int) else tuple(L), dim=2)
-    for name, value, extent in (("R", R, L1), ("T", T, L0)):
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= extent:
-            raise ValueError(f"{name} must be an integer in [1, {extent}], got {value!r}")
+    beta, (L0, L1) = _u1_validate_shape(beta, L)
+    V = L0 * L1
+    R = checks.integer("R", R, low=1, high=L1)
+    T = checks.integer("T", T, low=1, high=L0)
     A = R * T
     i_n, n_max = _u1_bessel(beta)
     n = np.arange(-n_max, n_max + 1)
@@ -255,7 +261,7 @@ def u1_topological_susceptibility_infinite_volume(beta: float) -> float:
         C. Bonati, P. Rossi, arXiv:1901.09830, section on the U(1) theory.
 
     Raises:
-        ValueError: for ``β < 0`` or non-finite ``β``.
+        TypeError, ValueError: for a bad ``beta``, as for :func:`u1_log_z`.
     """
     beta, _ = _u1_validate(beta, 2)
     i_n, n_max = _u1_bessel(beta)
@@ -317,7 +323,10 @@ def u1_charge_distribution(
         in the tails, where ``P`` is smaller than that, the values are rounding noise.
 
     Raises:
-        ValueError: for bad couplings or lattices, or a negative ``q_max``.
+        TypeError, ValueError: for bad couplings or lattices, as for :func:`u1_log_z`.
+        ValueError: for a ``q_max`` that is not a non-negative integer, or when
+            ``(q_max + 1)(V + 1) > 2**24`` (the cosine sum would take minutes; pass a
+            smaller ``q_max``).
 
     References:
         C. Bonati, P. Rossi, arXiv:1901.09830 (the θ-dependence this inverts);
@@ -333,6 +342,12 @@ def u1_charge_distribution(
         q_max = V // 2
     if isinstance(q_max, bool) or not isinstance(q_max, (int, np.integer)) or q_max < 0:
         raise ValueError(f"q_max must be a non-negative integer, got {q_max!r}")
+    if (int(q_max) + 1) * (V + 1) > CHARGE_TERMS_MAX:
+        raise ValueError(
+            f"L = {L!r} ({V} plaquettes) with q_max = {q_max} (default V // 2) needs "
+            f"(q_max + 1)(V + 1) = {(int(q_max) + 1) * (V + 1)} cosine terms, more than "
+            f"{CHARGE_TERMS_MAX}: pass a smaller q_max or a smaller lattice"
+        )
     i_n, n_max = _u1_bessel(beta)
     z = _sum_over_z((i_n[: n_max + 1] / i_n[0]) ** V)  # Z / (e^β I_0)^V
     # |g(ν)| <= ive(N, β) + e^{-2β}/(πN) for ν >= N: stop where the tail is below 1e-15

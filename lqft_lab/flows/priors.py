@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from .. import checks
 from ..exact.free_field import lattice_momentum_squared
 from ..groups.sun import haar
 from ..lattice import lattice_shape as _lattice_shape
@@ -32,7 +33,30 @@ __all__ = [
 ]
 
 
-class NormalPrior(nn.Module):
+def _extents(lattice_shape) -> tuple[int, ...]:
+    return _lattice_shape(lattice_shape, name="lattice_shape")
+
+
+class _Prior(nn.Module):
+    """What every prior checks where it is called: batch sizes, generators, fields."""
+
+    lattice_shape: tuple[int, ...]
+
+    def _batch(self, batch_size, generator, like: torch.Tensor) -> int:
+        batch_size = checks.integer("batch_size", batch_size, low=1)
+        checks.random_generator("generator", generator, like.device)
+        return batch_size
+
+    def _check_z(self, z, complex_field: bool = False) -> None:
+        checks.tensor("z", z, complex_only=complex_field, finite=False)
+        if z.dim() < 1 or tuple(z.shape[1:]) != tuple(self.lattice_shape):
+            raise ValueError(
+                f"z must have shape (B, {', '.join(map(str, self.lattice_shape))}), "
+                f"got {tuple(z.shape)}"
+            )
+
+
+class NormalPrior(_Prior):
     """Independent Gaussians ``N(0, σ²)`` at every site.
 
     The device and dtype follow the module (``prior.to(device, dtype)``), through a
@@ -41,24 +65,29 @@ class NormalPrior(nn.Module):
     Args:
         lattice_shape: lattice extents, e.g. ``(8, 8)``.
         sigma: standard deviation (1 by default, as in arXiv:2101.08176).
+
+    Raises:
+        TypeError, ValueError: ``lattice_shape`` not extents >= 2, ``sigma`` not a finite
+            real number > 0; at :meth:`sample`, a ``batch_size`` below 1 or a foreign
+            ``generator``; at :meth:`log_prob`, a ``z`` not shaped ``(B, *lattice_shape)``.
     """
 
     def __init__(self, lattice_shape: Sequence[int], sigma: float = 1.0):
         super().__init__()
-        if not sigma > 0:
-            raise ValueError(f"sigma must be positive, got {sigma}")
-        self.lattice_shape = _lattice_shape(tuple(lattice_shape))
-        self.sigma = float(sigma)
+        self.sigma = checks.positive("sigma", sigma)
+        self.lattice_shape = _extents(lattice_shape)
         self.register_buffer("_anchor", torch.zeros(0), persistent=False)
 
     def sample(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
         a = self._anchor
+        batch_size = self._batch(batch_size, generator, a)
         z = torch.randn(
             (batch_size, *self.lattice_shape), generator=generator, device=a.device, dtype=a.dtype
         )
         return self.sigma * z
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        self._check_z(z)
         n = math.prod(self.lattice_shape)
         quad = (z / self.sigma).pow(2).flatten(1).sum(dim=1)
         return -0.5 * quad - n * (math.log(self.sigma) + 0.5 * math.log(2 * math.pi))
@@ -71,8 +100,11 @@ def momentum_features(lattice_shape: Sequence[int]) -> torch.Tensor:
     lattice Laplacian's eigenvalue, scaled) and ``Σ_μ p̂_μ⁴ / (16d)`` (the leading term that
     tells the lattice's axes from its diagonals). Both are even in ``k`` and invariant under
     the lattice's rotations and reflections, so any function of them is too.
+
+    Raises:
+        TypeError, ValueError: ``lattice_shape`` is not one or more extents >= 2.
     """
-    shape = _lattice_shape(tuple(lattice_shape))
+    shape = _extents(lattice_shape)
     d = len(shape)
     # p̂_μ² along each axis, as the exact free-field solution defines it
     axes = [torch.from_numpy(lattice_momentum_squared((n,))) for n in shape]
@@ -82,7 +114,7 @@ def momentum_features(lattice_shape: Sequence[int]) -> torch.Tensor:
     return torch.stack([p2, p4], dim=-1).float()
 
 
-class SpectralNormalPrior(nn.Module):
+class SpectralNormalPrior(_Prior):
     """A Gaussian field with a learned, translation-invariant covariance.
 
     ``z = F⁻¹[exp(a(k)) F[ε]]`` with white noise ``ε ~ N(0, 1)`` at every site: the
@@ -108,7 +140,11 @@ class SpectralNormalPrior(nn.Module):
 
     def __init__(self, lattice_shape: Sequence[int], spectrum: nn.Module | None = None):
         super().__init__()
-        self.lattice_shape = _lattice_shape(tuple(lattice_shape))
+        self.lattice_shape = _extents(lattice_shape)
+        if spectrum is not None and not isinstance(spectrum, nn.Module):
+            raise checks.ArgumentKindError(
+                f"spectrum must be a torch.nn.Module or None, got {type(spectrum).__name__}"
+            )
         if spectrum is None:
             spectrum = nn.Sequential(
                 nn.Linear(2, 16), nn.Tanh(), nn.Linear(16, 16), nn.Tanh(), nn.Linear(16, 1)
@@ -129,12 +165,14 @@ class SpectralNormalPrior(nn.Module):
 
     def sample(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
         f = self.features
+        batch_size = self._batch(batch_size, generator, f)
         eps = torch.randn(
             (batch_size, *self.lattice_shape), generator=generator, device=f.device, dtype=f.dtype
         )
         return self._scale(eps, self.log_scale())
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        self._check_z(z)
         a = self.log_scale()
         eps = self._scale(z, -a)
         n = math.prod(self.lattice_shape)
@@ -142,7 +180,7 @@ class SpectralNormalPrior(nn.Module):
         return -0.5 * quad - a.sum() - 0.5 * n * math.log(2 * math.pi)
 
 
-class UniformAnglePrior(nn.Module):
+class UniformAnglePrior(_Prior):
     """Independent uniform link angles: the Haar measure of compact U(1) on every link.
 
     Draws ``(B, d, *lattice)`` angles in ``[-π, π)`` (the range of
@@ -166,26 +204,28 @@ class UniformAnglePrior(nn.Module):
 
     def __init__(self, lattice_shape: Sequence[int]):
         super().__init__()
-        self.lattice = _lattice_shape(tuple(lattice_shape))
+        self.lattice = _extents(lattice_shape)
         self.lattice_shape = (len(self.lattice), *self.lattice)
         self.n_links = math.prod(self.lattice_shape)
         self.register_buffer("_anchor", torch.zeros(0), persistent=False)
 
     def sample(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
         a = self._anchor
+        batch_size = self._batch(batch_size, generator, a)
         u = torch.rand(
             (batch_size, *self.lattice_shape), generator=generator, device=a.device, dtype=a.dtype
         )
         return 2 * math.pi * u - math.pi
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        self._check_z(z)
         return z.new_full((z.shape[0],), -self.n_links * math.log(2 * math.pi))
 
 
 _COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128}
 
 
-class HaarPrior(nn.Module):
+class HaarPrior(_Prior):
     """Haar-random SU(N) matrices ``(B, N, N)``, with density 1 with respect to Haar measure.
 
     Samples with :func:`lqft_lab.groups.sun.haar`. The complex dtype follows the module's real dtype
@@ -205,9 +245,7 @@ class HaarPrior(nn.Module):
 
     def __init__(self, N: int):
         super().__init__()
-        if isinstance(N, bool) or not isinstance(N, int) or N < 2:
-            raise ValueError(f"N must be an integer >= 2, got {N!r}")
-        self.N = N
+        self.N = N = checks.integer("N", N, low=2)
         self.lattice_shape = (N, N)
         self.register_buffer("_anchor", torch.zeros(0), persistent=False)
 
@@ -219,6 +257,7 @@ class HaarPrior(nn.Module):
 
     def sample(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
         a = self._anchor
+        batch_size = self._batch(batch_size, generator, a)
         return haar(
             self._batch_shape(batch_size),
             self.N,
@@ -228,6 +267,7 @@ class HaarPrior(nn.Module):
         )
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        self._check_z(z, complex_field=True)
         return z.real.new_zeros(z.shape[0])
 
 
@@ -245,10 +285,10 @@ class HaarLinkPrior(HaarPrior):
 
     def __init__(self, lattice_shape: Sequence[int], N: int):
         super().__init__(N)
-        self.lattice = _lattice_shape(tuple(lattice_shape))
+        self.lattice = _extents(lattice_shape)
         if len(self.lattice) != 2:
-            raise ValueError(f"SU(N) links are for 2D lattices, got extents {self.lattice}")
-        self.lattice_shape = (2, *self.lattice, N, N)
+            raise ValueError(f"SU(N) links are for 2D lattices, got lattice_shape {self.lattice}")
+        self.lattice_shape = (2, *self.lattice, self.N, self.N)
 
     def extra_repr(self) -> str:
         return f"lattice={self.lattice}, N={self.N}"

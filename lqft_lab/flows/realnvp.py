@@ -13,7 +13,9 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from ..lattice import checkerboard, lattice_shape
+from .. import checks
+from ..lattice import checkerboard
+from . import _args
 from .base import Flow, FlowModel
 from .coupling import AffineCoupling
 from .nets import ConvNet
@@ -29,6 +31,12 @@ class RealNVPConfig:
     ``spectral_prior``: draw the couplings' input from a Gaussian whose momentum-space
     spectrum is learned (:class:`~lqft_lab.flows.priors.SpectralNormalPrior`) instead of
     ``N(0, 1)`` at every site. It adds 337 weights and a field-independent log-determinant.
+
+    Raises:
+        TypeError: a field of the wrong kind (``n_layers=2.5``, ``hidden=8`` instead of
+            ``(8,)``, ``final_tanh="yes"``), naming it.
+        ValueError: ``L`` odd or below 2, ``n_layers < 1``, widths below 1, ``kernel_size``
+            even or larger than ``L``.
     """
 
     L: int = 8
@@ -39,14 +47,19 @@ class RealNVPConfig:
     spectral_prior: bool = False
 
     def __post_init__(self):
-        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
-        lattice_shape(self.L)
-        if self.L % 2:
-            raise ValueError(f"L must be even for a checkerboard mask, got {self.L}")
-        if self.n_layers < 1:
-            raise ValueError(f"n_layers must be >= 1, got {self.n_layers}")
-        if any(h < 1 for h in self.hidden):
-            raise ValueError(f"hidden channel counts must be >= 1, got {self.hidden}")
+        L = checks.integer("L", self.L, low=2, high=_args.MAX_L)
+        if L % 2:
+            raise ValueError(f"L must be even for a checkerboard mask, got {L}")
+        values = {
+            "L": L,
+            "n_layers": checks.integer("n_layers", self.n_layers, low=1),
+            "hidden": _args.widths("hidden", self.hidden),
+            "kernel_size": _args.kernel_size(self.kernel_size, L),
+            "final_tanh": _args.flag("final_tanh", self.final_tanh),
+            "spectral_prior": _args.flag("spectral_prior", self.spectral_prior),
+        }
+        for name, value in values.items():  # plain Python values (numpy ints come in too)
+            object.__setattr__(self, name, value)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -66,11 +79,17 @@ def build_real_nvp(
         seed: initialise the weights from this seed without touching the global RNG
             (``None`` uses the global RNG, as ``torch.nn`` does).
 
+    Raises:
+        TypeError: ``config`` is not a :class:`RealNVPConfig`, an override is not one of its
+            fields or of the wrong kind, ``seed`` is not an integer.
+        ValueError: an override or ``seed`` out of range (see :class:`RealNVPConfig`).
+
     Example:
         >>> model = build_real_nvp(L=8, n_layers=4)
         >>> x, logq = model.sample(16)
     """
-    config = RealNVPConfig(**{**(config.to_dict() if config else {}), **overrides})
+    config = _args.config(RealNVPConfig, config, overrides, "build_real_nvp")
+    seed = _args.seed(seed)
     shape = (config.L, config.L)
     with torch.random.fork_rng(devices=[], enabled=seed is not None):
         if seed is not None:
@@ -105,14 +124,25 @@ def transfer_real_nvp(model: FlowModel, L: int, spectral_prior: bool | None = No
 
     Returns:
         A new model on ``model``'s device and dtype, in ``model``'s train/eval mode.
+
+    Raises:
+        TypeError: ``model`` is not from :func:`build_real_nvp`, ``L`` not an integer,
+            ``spectral_prior`` not a bool or ``None``.
+        ValueError: ``L`` odd, below 2 or smaller than the kernel, or ``spectral_prior=False``
+            for a model with a trained spectral prior.
     """
     config = getattr(model, "config", None)
-    if not isinstance(config, RealNVPConfig):
-        raise TypeError("transfer_real_nvp needs a model built by build_real_nvp (no .config)")
+    if not isinstance(model, FlowModel) or not isinstance(config, RealNVPConfig):
+        raise checks.ArgumentKindError(
+            f"model must be a flow built by build_real_nvp (with a RealNVPConfig .config), got "
+            f"{type(model).__name__}"
+        )
+    if spectral_prior is not None:
+        spectral_prior = _args.flag("spectral_prior", spectral_prior)
     if spectral_prior is None:
         spectral_prior = config.spectral_prior
     if config.spectral_prior and not spectral_prior:
-        raise ValueError("transfer_real_nvp would drop the model's trained spectral prior")
+        raise ValueError("spectral_prior=False would drop the model's trained spectral prior")
     new = build_real_nvp(config, L=L, spectral_prior=spectral_prior)
     param = next(model.parameters())
     new.to(device=param.device, dtype=param.dtype)

@@ -23,7 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import checks
 from ..actions.u1 import wrap_angle
+from . import _args
 
 __all__ = ["CircularSplineKernel", "IntervalSplineKernel"]
 
@@ -92,8 +94,9 @@ class CircularSplineKernel(nn.Module):
 
     def __init__(self, n_bins: int = 8, rotation: bool = True, min_size: float = 1e-3):
         super().__init__()
-        if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 1:
-            raise ValueError(f"n_bins must be an integer >= 1, got {n_bins!r}")
+        n_bins = checks.integer("n_bins", n_bins, low=1)
+        rotation = _args.flag("rotation", rotation)
+        min_size = checks.real("min_size", min_size)
         if not 0 < min_size < min(1.0, 2 * math.pi / n_bins):
             raise ValueError(f"min_size must lie in (0, min(1, 2π/n_bins)), got {min_size}")
         self.n_bins = n_bins
@@ -134,14 +137,25 @@ class CircularSplineKernel(nn.Module):
     _log_derivative = staticmethod(_rq_log_derivative)
 
     def forward(self, x: torch.Tensor, params: torch.Tensor):
-        """``(h(x), log h'(x))`` for angles ``x`` (any real; ``[-π, π)`` in the layers)."""
+        """``(h(x), log h'(x))`` for angles ``x`` (any real; ``[-π, π)`` in the layers).
+
+        Raises:
+            TypeError, ValueError: ``x`` or ``params`` of the wrong kind, dtype or shape
+                (``params: (B, n_params, ...)`` for ``x: (B, ...)``).
+        """
+        _args.kernel_inputs(self, "x", x, params)
         xk, yk, d, t = self.knots(params)
         xw = wrap_angle(x)
         y, log_dy = _rq_forward(xw, *self._bin(xw, xk, yk, d))
         return y + (x - xw) + t, log_dy
 
     def inverse(self, y: torch.Tensor, params: torch.Tensor):
-        """``(x, -log h'(x))`` with ``x ∈ [-π, π]`` and ``h(x) ≡ y (mod 2π)``."""
+        """``(x, -log h'(x))`` with ``x ∈ [-π, π]`` and ``h(x) ≡ y (mod 2π)``.
+
+        Raises:
+            TypeError, ValueError: as :meth:`forward`, naming ``y``.
+        """
+        _args.kernel_inputs(self, "y", y, params)
         xk, yk, d, t = self.knots(params)
         u = wrap_angle(y - t)
         return _rq_inverse(u, *self._bin(u, yk, xk, d))
@@ -176,8 +190,8 @@ class IntervalSplineKernel(nn.Module):
 
     def __init__(self, n_bins: int = 8, min_size: float = 1e-3):
         super().__init__()
-        if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 1:
-            raise ValueError(f"n_bins must be an integer >= 1, got {n_bins!r}")
+        n_bins = checks.integer("n_bins", n_bins, low=1)
+        min_size = checks.real("min_size", min_size)
         if not 0 < min_size < 1 / n_bins:
             raise ValueError(f"min_size must lie in (0, 1/n_bins), got {min_size}")
         self.n_bins = n_bins
@@ -216,11 +230,22 @@ class IntervalSplineKernel(nn.Module):
         return out
 
     def forward(self, x: torch.Tensor, params: torch.Tensor):
-        """``(h(x), log h'(x))`` for ``x`` in ``[0, 1]``, shape ``(...)``."""
+        """``(h(x), log h'(x))`` for ``x`` in ``[0, 1]``, shape ``(...)``.
+
+        Raises:
+            TypeError, ValueError: ``x`` or ``params`` of the wrong kind or dtype, or
+                ``params`` not of shape ``(..., n_params)`` broadcasting to ``x``.
+        """
+        _args.kernel_inputs(self, "x", x, params, channel_last=True)
         xk, yk, d = (t.expand(*x.shape, -1) for t in self.knots(params))
         return _rq_forward(x, *self._bin(x, xk, yk, d))
 
     def inverse(self, y: torch.Tensor, params: torch.Tensor):
-        """``(x, -log h'(x))`` with ``h(x) = y`` for ``y`` in ``[0, 1]``."""
+        """``(x, -log h'(x))`` with ``h(x) = y`` for ``y`` in ``[0, 1]``.
+
+        Raises:
+            TypeError, ValueError: as :meth:`forward`, naming ``y``.
+        """
+        _args.kernel_inputs(self, "y", y, params, channel_last=True)
         xk, yk, d = (t.expand(*y.shape, -1) for t in self.knots(params))
         return _rq_inverse(y, *self._bin(y, yk, xk, d))

@@ -60,6 +60,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
+from .. import checks
 from ..groups.sun import (
     alcove_gaps,
     check_matrices,
@@ -68,7 +69,8 @@ from ..groups.sun import (
     log_vandermonde_sq,
     spectral_decomposition,
 )
-from .base import FlowModel
+from . import _args
+from .base import FlowModel, check_flow_input, model_dtype_device
 from .priors import HaarPrior
 from .splines import IntervalSplineKernel
 
@@ -86,9 +88,18 @@ TWO_PI = 2 * math.pi
 
 
 def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
+    return checks.integer(name, value, low=minimum)
+
+
+def _check_last_axis(name: str, x, low: int) -> torch.Tensor:
+    """A real tensor whose last axis (the simplex or cube coordinates) has ``>= low`` entries."""
+    checks.tensor(name, x, finite=False)
+    if x.dim() < 1 or x.shape[-1] < low:
+        raise ValueError(
+            f"{name} must have shape (..., n) with n >= {low} coordinates on its last axis, "
+            f"got {tuple(x.shape)}"
+        )
+    return x
 
 
 # ---------------------------------------------------------------------------------------------
@@ -104,7 +115,11 @@ def simplex_to_cube(x: torch.Tensor) -> torch.Tensor:
 
     The remainders ``Σ_{j>=i} x_j`` are summed from the end (no cancellation); ``u`` is clamped
     into ``[ε, 1 - ε]`` (module docstring), and a vanishing remainder gives ``u = ε``.
+
+    Raises:
+        TypeError, ValueError: ``x`` is not a float32/float64 tensor ``(..., N)``, ``N >= 2``.
     """
+    _check_last_axis("x", x, 2)
     x = x.clamp_min(0)
     rest = torch.flip(torch.cumsum(torch.flip(x, [-1]), dim=-1), [-1])  # (..., N): Σ_{j>=i} x_j
     u = x[..., :-1] / rest[..., :-1].clamp_min(torch.finfo(x.dtype).tiny)
@@ -113,14 +128,24 @@ def simplex_to_cube(x: torch.Tensor) -> torch.Tensor:
 
 
 def cube_to_simplex(u: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`simplex_to_cube`: ``x_i = u_i Π_{j<i}(1 - u_j)``, cube → simplex."""
+    """Inverse of :func:`simplex_to_cube`: ``x_i = u_i Π_{j<i}(1 - u_j)``, cube → simplex.
+
+    Raises:
+        TypeError, ValueError: ``u`` is not a float32/float64 tensor ``(..., N-1)``.
+    """
+    _check_last_axis("u", u, 1)
     one_minus = 1 - u
     left = torch.cumprod(torch.cat([torch.ones_like(u[..., :1]), one_minus], dim=-1), dim=-1)
     return torch.cat([u, torch.ones_like(u[..., :1])], dim=-1) * left  # (..., N)
 
 
 def log_stick_jacobian(u: torch.Tensor) -> torch.Tensor:
-    """``log |∂(x_1…x_{N-1})/∂u| = Σ_{i=1}^{N-2} (N-1-i) log(1 - u_i)`` for ``u: (..., N-1)``."""
+    """``log |∂(x_1…x_{N-1})/∂u| = Σ_{i=1}^{N-2} (N-1-i) log(1 - u_i)`` for ``u: (..., N-1)``.
+
+    Raises:
+        TypeError, ValueError: ``u`` is not a float32/float64 tensor ``(..., N-1)``.
+    """
+    _check_last_axis("u", u, 1)
     n = u.shape[-1]  # N - 1
     powers = torch.arange(n - 1, -1, -1, dtype=u.dtype, device=u.device)  # N-1-i, i = 1..N-1
     return (powers * torch.log1p(-u)).sum(-1)
@@ -184,12 +209,10 @@ class SpectralKernel(nn.Module):
         n_blocks: int = 2,
     ):
         super().__init__()
-        self.N = _check_int("N", N, 2)
-        self.context_dim = _check_int("context_dim", context_dim, 0)
-        self.n_blocks = _check_int("n_blocks", n_blocks, 1)
-        hidden = tuple(hidden)
-        if any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden):
-            raise ValueError(f"hidden widths must be integers >= 1, got {hidden}")
+        self.N = N = _check_int("N", N, 2)
+        self.context_dim = context_dim = _check_int("context_dim", context_dim, 0)
+        self.n_blocks = n_blocks = _check_int("n_blocks", n_blocks, 1)
+        hidden = _args.widths("hidden", hidden)
         self.spline = IntervalSplineKernel(n_bins)
         n_in = N - 2 + context_dim
         self.nets = nn.ModuleList(
@@ -203,6 +226,8 @@ class SpectralKernel(nn.Module):
         batch = theta.shape[:-1]
         if context is None and self.context_dim == 0:
             return theta.new_zeros(*batch, 0)
+        if context is not None:
+            checks.tensor("context", context, dtype=theta.dtype, device=theta.device, finite=False)
         if context is None or tuple(context.shape) != (*batch, self.context_dim):
             got = None if context is None else tuple(context.shape)
             raise ValueError(
@@ -228,11 +253,17 @@ class SpectralKernel(nn.Module):
         return torch.stack(coords, dim=-1), log_dh
 
     def _phases(self, theta: torch.Tensor, context, inverse: bool):
-        if theta.shape[-1] != self.N or theta.is_complex():
+        if not isinstance(theta, torch.Tensor):
+            raise checks.ArgumentKindError(
+                f"theta must be a torch.Tensor, got {type(theta).__name__}"
+            )
+        if theta.dim() < 1 or theta.shape[-1] != self.N or theta.is_complex():
             raise ValueError(
                 f"theta must hold real eigenphases of shape (..., {self.N}), got "
                 f"{tuple(theta.shape)} {theta.dtype}"
             )
+        dtype, device = model_dtype_device(self)
+        checks.tensor("theta", theta, dtype=dtype, device=device, finite=False)
         context = self._context(theta, context)
         logJ = -log_vandermonde_sq(theta)
         blocks = range(self.n_blocks)
@@ -244,6 +275,16 @@ class SpectralKernel(nn.Module):
             theta = eigenphases_from_gaps(g_new)
             logJ = logJ + log_dh + log_stick_jacobian(u_new) - log_stick_jacobian(u)
         return theta, logJ + log_vandermonde_sq(theta)
+
+    def _check_matrices(self, U) -> None:
+        """SU(N) matrices ``(..., N, N)`` of this kernel's ``N``, dtype and device (metadata)."""
+        checks.tensor("U", U, complex_only=True, finite=False)
+        if check_matrices(U) != self.N:
+            raise ValueError(f"U: this kernel is for SU({self.N}), got matrices {tuple(U.shape)}")
+        dtype, device = model_dtype_device(self)
+        if dtype is not None:
+            want = {torch.float32: torch.complex64, torch.float64: torch.complex128}[dtype]
+            checks.tensor("U", U, allow_complex=True, dtype=want, device=device, finite=False)
 
     def forward_phases(self, theta: torch.Tensor, context: torch.Tensor | None = None):
         """``(θ', logJ)`` for canonical eigenphases ``θ: (..., N)``, context ``(..., C)``.
@@ -281,8 +322,7 @@ class SpectralKernel(nn.Module):
             ``R: (..., N, N)`` in ``U``'s dtype and ``logJ: (...)`` (or ``logJ_inv`` for
             ``inverse=True``, ``R`` then being that of the inverse map).
         """
-        if check_matrices(U) != self.N:
-            raise ValueError(f"this kernel is for SU({self.N}), got matrices {tuple(U.shape)}")
+        self._check_matrices(U)
         real = U.real.dtype
         with torch.no_grad():
             theta0, V = spectral_decomposition(U.detach().to(torch.complex128))
@@ -344,23 +384,25 @@ class SingleMatrixFlow(nn.Module):
         self, N: int, n_bins: int = 8, hidden: Sequence[int] = (32, 32), n_blocks: int = 2
     ):
         super().__init__()
-        self.N = N
         self.kernel = SpectralKernel(N, 0, n_bins, hidden, n_blocks)
+        self.N = self.kernel.N
 
-    def _check(self, U: torch.Tensor) -> None:
-        check_matrices(U)
-        if U.dim() != 3 or U.shape[-1] != self.N:
+    def _check(self, name: str, U) -> None:
+        check_flow_input(self, name, U, complex_field=True)
+        if U.dim() != 3 or tuple(U.shape[1:]) != (self.N, self.N):
             raise ValueError(
-                f"expected SU({self.N}) matrices of shape (B, {self.N}, {self.N}), "
+                f"{name}: expected SU({self.N}) matrices of shape (B, {self.N}, {self.N}), "
                 f"got {tuple(U.shape)}"
             )
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        self._check(z)
+        """``(x, logJ)``; refuses matrices of the wrong kind, shape, dtype or device."""
+        self._check("z", z)
         return self.kernel(z)
 
     def reverse(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        self._check(x)
+        """``(z, logJ_inv)``; refuses matrices of the wrong kind, shape, dtype or device."""
+        self._check("x", x)
         return self.kernel.inverse(x)
 
 
@@ -374,6 +416,10 @@ class SingleMatrixFlowConfig:
     thread), and ESS > 0.999 after 2000 steps at batch 1024. With ``N = 2`` and no context the
     spline parameters are free constants: they need the larger learning rate (at ``lr=1e-3``,
     300 steps reach only ESS 0.35–0.6 for SU(2)).
+
+    Raises:
+        TypeError: a field of the wrong kind (``n_blocks=2.5``, ``hidden=8``), naming it.
+        ValueError: ``N < 2``, counts or widths below 1.
     """
 
     N: int = 3
@@ -382,12 +428,15 @@ class SingleMatrixFlowConfig:
     n_blocks: int = 2
 
     def __post_init__(self):
-        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
-        _check_int("N", self.N, 2)
-        _check_int("n_bins", self.n_bins, 1)
-        _check_int("n_blocks", self.n_blocks, 1)
-        if any(h < 1 for h in self.hidden):
-            raise ValueError(f"hidden widths must be >= 1, got {self.hidden}")
+        values = {
+            "N": _check_int("N", self.N, 2),
+            "n_bins": _check_int("n_bins", self.n_bins, 1),
+            "hidden": _args.widths("hidden", self.hidden),
+            "n_blocks": _check_int("n_blocks", self.n_blocks, 1),
+        }
+        IntervalSplineKernel(values["n_bins"])  # validates n_bins against the spline's min_size
+        for name, value in values.items():  # plain Python values (numpy ints come in too)
+            object.__setattr__(self, name, value)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -414,13 +463,19 @@ def build_single_matrix_flow(
         The model (complex64 samples; ``.double()`` for complex128), with its
         :class:`SingleMatrixFlowConfig` as ``model.config``. It starts as Haar measure.
 
+    Raises:
+        TypeError: ``config`` is not a :class:`SingleMatrixFlowConfig`, an override is not
+            one of its fields or of the wrong kind, ``seed`` is not an integer.
+        ValueError: a value out of range (see :class:`SingleMatrixFlowConfig`).
+
     Example:
         >>> model = build_single_matrix_flow(3, seed=0)
         >>> U, logq = model.sample(256)          # (256, 3, 3) complex64, (256,)
     """
     if N is not None:
         overrides["N"] = N
-    config = SingleMatrixFlowConfig(**{**(config.to_dict() if config else {}), **overrides})
+    config = _args.config(SingleMatrixFlowConfig, config, overrides, "build_single_matrix_flow")
+    seed = _args.seed(seed)
     with torch.random.fork_rng(devices=[], enabled=seed is not None):
         if seed is not None:
             torch.manual_seed(seed)

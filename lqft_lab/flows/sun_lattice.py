@@ -37,12 +37,14 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from ..actions.sun import _plaquettes, check_sun_links
-from ..groups.sun import dagger
-from ..lattice import lattice_shape as _lattice_shape
-from .base import Flow, FlowModel
+from .. import checks
+from ..actions.sun import _plaquettes
+from ..groups.sun import check_matrices, dagger
+from . import _args
+from .base import Flow, FlowModel, check_flow_input
 from .nets import ConvNet
 from .priors import HaarLinkPrior
+from .splines import IntervalSplineKernel
 from .sun import SpectralKernel
 from .u1.couplings import StripeCoupling
 from .u1.masks import STRIPE_PERIOD, U1Masks, stripe_offset, u1_masks
@@ -62,8 +64,15 @@ def sun_plaquette_features(P: torch.Tensor) -> torch.Tensor:
 
     Channels: ``Re tr P / N``, ``Im tr P / N``, ``Re tr P² / N``, ``Im tr P² / N``, in the real
     dtype of ``P``.
+
+    Raises:
+        TypeError: ``P`` is not a tensor.
+        ValueError: ``P`` is not complex64/complex128 of shape ``(B, L0, L1, N, N)``.
     """
-    N = P.shape[-1]
+    N = check_matrices(P, "P")
+    checks.tensor("P", P, complex_only=True, finite=False)
+    if P.dim() != 5:
+        raise ValueError(f"P must have shape (B, L0, L1, N, N), got {tuple(P.shape)}")
     tr1 = torch.diagonal(P, dim1=-2, dim2=-1).sum(-1) / N  # (B, L0, L1)
     tr2 = torch.einsum("...ij,...ji->...", P, P) / N
     return torch.stack([tr1.real, tr1.imag, tr2.real, tr2.imag], dim=1)
@@ -89,6 +98,10 @@ class SUNGaugeEquivariantCoupling(StripeCoupling):
     """
 
     def __init__(self, kernel: SpectralKernel, conditioner: nn.Module | None, masks: U1Masks):
+        if not isinstance(kernel, SpectralKernel):
+            raise checks.ArgumentKindError(
+                f"kernel must be a SpectralKernel, got {type(kernel).__name__}"
+            )
         if (conditioner is None) != (kernel.context_dim == 0):
             raise ValueError(
                 "a conditioner is needed exactly when the kernel takes a context, got "
@@ -96,13 +109,18 @@ class SUNGaugeEquivariantCoupling(StripeCoupling):
             )
         super().__init__(kernel, conditioner, masks)
 
-    def _couple(self, U: torch.Tensor, inverse: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        N = check_sun_links(U)
-        if tuple(U.shape[2:4]) != self.lattice or N != self.kernel.N:
+    def _check(self, name: str, U) -> None:
+        """SU(N) links ``(B, 2, L0, L1, N, N)`` on this layer's lattice and group."""
+        check_flow_input(self, name, U, complex_field=True)
+        N = self.kernel.N
+        if tuple(U.shape[1:]) != (2, *self.lattice, N, N):
             raise ValueError(
-                f"links of shape {tuple(U.shape)} do not fit this layer: expected "
-                f"(B, 2, {self.lattice[0]}, {self.lattice[1]}, {self.kernel.N}, {self.kernel.N})"
+                f"{name}: links of shape {tuple(U.shape)} do not fit this layer: expected "
+                f"(B, 2, {self.lattice[0]}, {self.lattice[1]}, {N}, {N})"
             )
+
+    def _couple(self, U: torch.Tensor, inverse: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        N = self.kernel.N
         B = U.shape[0]
         plaq = _plaquettes(U)  # (B, L0, L1, N, N)
         idx = self.active_index
@@ -146,6 +164,11 @@ class SUNFlowConfig:
         hidden, kernel_size: the conditioner's periodic convolutions.
         offset_step: the order of the stripe offsets, :func:`~lqft_lab.flows.u1.stripe_offset`
             (-1: each layer's passive plaquettes are the next layer's active ones).
+
+    Raises:
+        TypeError: a field of the wrong kind (``n_layers=2.5``, ``hidden=8``), naming it.
+        ValueError: ``L`` not a multiple of 4, ``N < 2``, counts below 1, ``context_dim < 0``,
+            ``offset_step`` other than ±1, ``kernel_size`` even or above ``L + 1``.
     """
 
     L: int = 8
@@ -160,22 +183,27 @@ class SUNFlowConfig:
     offset_step: int = -1
 
     def __post_init__(self):
-        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
-        object.__setattr__(self, "mlp_hidden", tuple(int(h) for h in self.mlp_hidden))
-        stripe_offset(0, self.offset_step)  # validates it
-        _lattice_shape(self.L)
-        if self.L % STRIPE_PERIOD:
+        L = checks.integer("L", self.L, low=2, high=_args.MAX_L)
+        if L % STRIPE_PERIOD:
             raise ValueError(
-                f"L must be a multiple of {STRIPE_PERIOD} for the stripe masks, got {self.L}"
+                f"L must be a multiple of {STRIPE_PERIOD} for the stripe masks, got {L}"
             )
-        for name, minimum in (("N", 2), ("n_layers", 1), ("n_bins", 1), ("n_blocks", 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-        if self.context_dim < 0:
-            raise ValueError(f"context_dim must be >= 0, got {self.context_dim}")
-        if any(h < 1 for h in self.hidden + self.mlp_hidden):
-            raise ValueError(f"hidden widths must be >= 1, got {self.hidden}, {self.mlp_hidden}")
+        values = {
+            "L": L,
+            "N": checks.integer("N", self.N, low=2),
+            "n_layers": checks.integer("n_layers", self.n_layers, low=1),
+            "n_bins": checks.integer("n_bins", self.n_bins, low=1),
+            "n_blocks": checks.integer("n_blocks", self.n_blocks, low=1),
+            "mlp_hidden": _args.widths("mlp_hidden", self.mlp_hidden),
+            "context_dim": checks.integer("context_dim", self.context_dim, low=0),
+            "hidden": _args.widths("hidden", self.hidden),
+            "kernel_size": _args.kernel_size(self.kernel_size, L),
+            "offset_step": checks.integer("offset_step", self.offset_step),
+        }
+        stripe_offset(0, values["offset_step"])  # validates it
+        IntervalSplineKernel(values["n_bins"])  # validates n_bins against the spline's min_size
+        for name, value in values.items():  # plain Python values (numpy ints come in too)
+            object.__setattr__(self, name, value)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -208,6 +236,11 @@ def build_sun_flow(
         The model (complex64 links; ``.double()`` for complex128), with its
         :class:`SUNFlowConfig` as ``model.config``.
 
+    Raises:
+        TypeError: ``config`` is not a :class:`SUNFlowConfig`, an override is not one of its
+            fields or of the wrong kind, ``seed`` is not an integer.
+        ValueError: a value out of range (see :class:`SUNFlowConfig`).
+
     Example:
         >>> model = build_sun_flow(8, 3, n_layers=16, seed=0)
         >>> U, logq = model.sample(64)          # (64, 2, 8, 8, 3, 3), (64,)
@@ -216,7 +249,8 @@ def build_sun_flow(
         overrides["L"] = L
     if N is not None:
         overrides["N"] = N
-    config = SUNFlowConfig(**{**(config.to_dict() if config else {}), **overrides})
+    config = _args.config(SUNFlowConfig, config, overrides, "build_sun_flow")
+    seed = _args.seed(seed)
     shape = (config.L, config.L)
     with torch.random.fork_rng(devices=[], enabled=seed is not None):
         if seed is not None:

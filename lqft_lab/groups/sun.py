@@ -6,6 +6,11 @@ The toolkit behind notebook 03 and every SU(N) action, sampler and flow. Convent
   ``complex128`` for exactness checks); functions keep the input's dtype and device.
 * The Lie algebra su(N) is used in its anti-Hermitian, traceless form ``X = -X†``, so that
   ``exp(X)`` is in SU(N); :func:`project_algebra` is the orthogonal projection onto it.
+* Arguments are checked for kind, dtype and shape (``TypeError``/``ValueError`` naming them)
+  but not scanned for NaN: these functions run inside every sampler and flow step, where a
+  scan costs a device synchronisation; samplers and flows refuse non-finite fields where they
+  enter. The eigen-decompositions (:func:`eigenphases`, :func:`spectral_decomposition` for
+  ``N >= 3``), which run on the host anyway, refuse them, as LAPACK cannot take them.
 * Haar measure is normalised to 1. A class function ``f(U)`` depends only on the eigenphases
   ``θ = (θ_1, …, θ_N)`` of ``U``, and the Weyl integration formula reads
 
@@ -33,6 +38,8 @@ from collections.abc import Sequence
 
 import torch
 
+from .. import checks
+
 __all__ = [
     "check_matrices",
     "dagger",
@@ -57,11 +64,12 @@ def check_matrices(U: torch.Tensor, name: str = "U") -> int:
 
     Raises:
         TypeError: if ``U`` is not a tensor.
-        ValueError: if it is not complex, or its last two axes are not equal and at least 2.
+        ValueError: if it is not complex64/complex128, or its last two axes are not equal and
+            at least 2.
     """
     if not isinstance(U, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(U).__name__}")
-    if not U.is_complex():
+        raise checks.ArgumentKindError(f"{name} must be a torch.Tensor, got {type(U).__name__}")
+    if U.dtype not in checks.COMPLEX_DTYPES:
         raise ValueError(f"{name} must be complex (complex64 or complex128), got {U.dtype}")
     if U.dim() < 2 or U.shape[-1] != U.shape[-2] or U.shape[-1] < 2:
         raise ValueError(f"{name} must have shape (..., N, N) with N >= 2, got {tuple(U.shape)}")
@@ -69,18 +77,47 @@ def check_matrices(U: torch.Tensor, name: str = "U") -> int:
 
 
 def _check_n(N: int) -> int:
-    if isinstance(N, bool) or not isinstance(N, int) or N < 2:
-        raise ValueError(f"N must be an integer >= 2, got {N!r}")
-    return N
+    return checks.integer("N", N, low=2)
 
 
 def _check_complex_dtype(dtype: torch.dtype) -> None:
+    if not isinstance(dtype, torch.dtype):
+        raise checks.ArgumentKindError(f"dtype must be a torch.dtype, got {dtype!r:.80}")
     if dtype not in (torch.complex64, torch.complex128):
         raise ValueError(f"dtype must be torch.complex64 or torch.complex128, got {dtype}")
 
 
+def _batch_shape(batch_shape) -> tuple[int, ...]:
+    if isinstance(batch_shape, (list, tuple, torch.Size)):
+        return tuple(checks.integer("batch_shape", s, low=0) for s in batch_shape)
+    return (checks.integer("batch_shape", batch_shape, low=0),)
+
+
+def _draw_args(N, dtype, device, generator):
+    """Checked ``N``, ``dtype`` and device for a random draw (the generator's when not given)."""
+    N = _check_n(N)
+    _check_complex_dtype(dtype)
+    if device is not None:
+        device = checks.torch_device("device", device)
+    elif generator is not None and isinstance(generator, torch.Generator):
+        device = generator.device
+    checks.random_generator("generator", generator, device or "cpu")
+    return N, device
+
+
+def _check_real(name: str, x, low: int) -> None:
+    """A real tensor ``(..., n)`` with ``n >= low`` (eigenphases, gaps)."""
+    checks.tensor(name, x, finite=False)
+    if x.dim() < 1 or x.shape[-1] < low:
+        raise ValueError(f"{name} must have shape (..., N) with N >= {low}, got {tuple(x.shape)}")
+
+
 def dagger(U: torch.Tensor) -> torch.Tensor:
-    """Hermitian conjugate ``U†`` of the last two axes."""
+    """Hermitian conjugate ``U†`` of the last two axes (real or complex ``(..., n, m)``)."""
+    if not isinstance(U, torch.Tensor):
+        raise checks.ArgumentKindError(f"U must be a torch.Tensor, got {type(U).__name__}")
+    if U.dim() < 2:
+        raise ValueError(f"U must have at least two axes (..., n, m), got {tuple(U.shape)}")
     return U.transpose(-1, -2).conj()
 
 
@@ -110,14 +147,14 @@ def haar(
         dtype: ``torch.complex64`` or ``torch.complex128``.
         device: where to allocate (the generator's device if it has one).
         generator: random number generator, for reproducible draws.
+
+    Raises:
+        TypeError, ValueError: naming the argument: ``batch_shape`` not non-negative
+            integers, ``N < 2``, a ``dtype`` other than complex64/complex128, an unknown
+            ``device``, a ``generator`` that is not one or is on another device.
     """
-    _check_n(N)
-    _check_complex_dtype(dtype)
-    shape = (batch_shape,) if isinstance(batch_shape, int) else tuple(batch_shape)
-    if any(int(s) < 0 for s in shape):
-        raise ValueError(f"batch_shape must be non-negative, got {shape}")
-    if device is None and generator is not None:
-        device = generator.device
+    shape = _batch_shape(batch_shape)
+    N, device = _draw_args(N, dtype, device, generator)
     Z = torch.randn(*shape, N, N, dtype=dtype, device=device, generator=generator)
     Q, R = torch.linalg.qr(Z)
     d = torch.diagonal(R, dim1=-2, dim2=-1)  # (..., N)
@@ -157,12 +194,12 @@ def random_algebra(
     Equivalently ``X`` is anti-Hermitian, traceless, with density ``∝ exp(tr X²)`` (note
     ``tr X² = -Σ_a p_a² / 2``): the HMC momentum distribution for kinetic energy
     ``-tr X² = ½ Σ_a p_a²``.
+
+    Raises:
+        TypeError, ValueError: as :func:`haar`.
     """
-    _check_n(N)
-    _check_complex_dtype(dtype)
-    shape = (batch_shape,) if isinstance(batch_shape, int) else tuple(batch_shape)
-    if device is None and generator is not None:
-        device = generator.device
+    shape = _batch_shape(batch_shape)
+    N, device = _draw_args(N, dtype, device, generator)
     # A complex Ginibre G has E|G_ij|² = 1; (G - G†)/2 has off-diagonal real and imaginary
     # parts of variance 1/4 each and imaginary diagonal of variance 1/2 - the distribution
     # ∝ exp(tr A²) on anti-Hermitian A; removing the trace projects onto su(N).
@@ -191,9 +228,12 @@ def _on_host(decompose, U: torch.Tensor):
     for the whole step on one CPU core. LAPACK takes the batch at once; the copies of the
     small matrices each way cost little, and the decomposition waited for the host anyway.
     """
+    host = U if U.device.type == "cpu" else U.cpu()
+    if not bool(torch.isfinite(host).all()):  # LAPACK would fail without saying which input
+        raise ValueError("U must be finite: it holds NaN or infinite entries")
     if U.device.type == "cpu":
         return decompose(U)
-    out = decompose(U.cpu())
+    out = decompose(host)
     if isinstance(out, torch.Tensor):
         return out.to(U.device)
     return tuple(t.to(U.device) for t in out)
@@ -268,7 +308,18 @@ def from_eigenphases(theta: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
     """Rebuild ``V diag(e^{iθ}) V†`` from eigenphases ``(..., N)`` and eigenvectors ``(..., N, N)``.
 
     Phases of the columns of ``V`` drop out, as do reorderings applied to both arguments.
+
+    Raises:
+        TypeError, ValueError: ``theta`` not a real tensor ``(..., N)`` or ``V`` not complex
+            ``(..., N, N)`` of the matching ``N`` and precision.
     """
+    N = check_matrices(V, "V")
+    _check_real("theta", theta, 2)
+    if theta.shape[-1] != N or theta.dtype != V.real.dtype or theta.device != V.device:
+        raise ValueError(
+            f"theta must be (..., {N}) in {V.real.dtype} on {V.device} to match V, got "
+            f"{tuple(theta.shape)} {theta.dtype} on {theta.device}"
+        )
     phases = torch.polar(torch.ones_like(theta), theta).to(V.dtype)  # (..., N)
     return (V * phases[..., None, :]) @ dagger(V)
 
@@ -278,6 +329,7 @@ def alcove_gaps(theta: torch.Tensor) -> torch.Tensor:
 
     ``(..., N) -> (..., N)``, non-negative, summing to ``2π`` (a point of the simplex).
     """
+    _check_real("theta", theta, 2)
     g = theta - torch.roll(theta, -1, dims=-1)
     return torch.cat([g[..., :-1], g[..., -1:] + 2 * math.pi], dim=-1)
 
@@ -289,6 +341,7 @@ def eigenphases_from_gaps(g: torch.Tensor) -> torch.Tensor:
     Σ_{j<i} g_j`` with ``θ_1 = (1/N) Σ_{j<N} (N - j) g_j``. The map from
     ``(θ_1, …, θ_{N-1})`` to ``(g_1, …, g_{N-1})`` is linear with a constant Jacobian.
     """
+    _check_real("g", g, 2)
     N = g.shape[-1]
     head = g[..., :-1]  # (..., N-1)
     cum = torch.cumsum(head, dim=-1)  # Σ_{j<=i} g_j
@@ -302,6 +355,7 @@ def log_vandermonde_sq(theta: torch.Tensor) -> torch.Tensor:
 
     ``-inf`` at degenerate eigenvalues (a set of Haar measure zero).
     """
+    _check_real("theta", theta, 2)
     N = theta.shape[-1]
     i, j = torch.triu_indices(N, N, offset=1, device=theta.device)
     d = theta[..., i] - theta[..., j]  # (..., N(N-1)/2)
@@ -321,7 +375,13 @@ def check_special_unitary(U: torch.Tensor, name: str = "U") -> None:
 
     Samplers call it once on their starting links: a non-unitary start (or a NaN) would
     otherwise surface as a silently wrong action many steps later.
+
+    Raises:
+        TypeError: ``U`` is not a tensor, ``name`` not a string.
+        ValueError: ``U`` is not a complex ``(..., N, N)`` batch in SU(N) (NaN included).
     """
+    if not isinstance(name, str):
+        raise checks.ArgumentKindError(f"name must be a string, got {name!r:.80}")
     N = check_matrices(U, name)
     tol = math.sqrt(torch.finfo(U.dtype).eps)
     with torch.no_grad():

@@ -2,7 +2,10 @@
 
 Every function takes link angles ``theta`` of shape ``(B, 2, L0, L1)`` (the conventions of
 :mod:`lqft_lab.actions.u1`) and returns one number per configuration, ``(B,)``, on the
-input's device and dtype. All are gauge invariant. Their exact finite-volume expectation
+input's device and dtype. The links' dtype and shape are checked (``TypeError`` for a
+non-tensor, ``ValueError`` otherwise), their finiteness is not: these run inside chains,
+every step, where the check would wait for the device; NaN in gives NaN out, and the
+Γ-method refuses it. All are gauge invariant. Their exact finite-volume expectation
 values under the Wilson action are in :mod:`lqft_lab.exact` (``u1_plaquette``,
 ``u1_wilson_loop``, ``u1_topological_susceptibility``).
 
@@ -17,6 +20,7 @@ import math
 
 import torch
 
+from .. import checks
 from ..actions.u1 import check_links, plaquette_angles, wrap_angle
 from ..lattice import shift
 
@@ -47,7 +51,8 @@ def topological_charge(theta: torch.Tensor) -> torch.Tensor:
 
 
 def _check_extent(value: int, name: str, extent: int, axis: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= extent:
+    value = checks.integer(name, value)  # TypeError for floats, bools, strings
+    if not 1 <= value <= extent:
         raise ValueError(
             f"{name} must be an integer in [1, {extent}] (the extent of direction {axis}), "
             f"got {value!r}"
@@ -70,6 +75,10 @@ def wilson_loop_angles(theta: torch.Tensor, R: int, T: int) -> torch.Tensor:
 
     Returns:
         Unwrapped loop angles ``(B, L0, L1)``.
+
+    Raises:
+        TypeError: if ``theta`` is not a tensor or ``R``/``T`` not integers.
+        ValueError: for links of the wrong dtype or shape, or ``R``/``T`` out of range.
     """
     check_links(theta)
     R = _check_extent(R, "R", theta.shape[3], 1)

@@ -3,6 +3,8 @@
 Every function takes links ``U`` of shape ``(B, 2, L0, L1, N, N)`` (the conventions of
 :mod:`lqft_lab.actions.sun`) and returns one real number per configuration, ``(B,)``, in the
 real dtype matching ``U``'s complex dtype. All are gauge invariant (traces of closed loops).
+Dtype and shape of ``U`` are checked, finiteness is not (as in :mod:`.gauge`: these run
+every step of a chain).
 The exact plaquette under the Wilson action is :func:`lqft_lab.exact.sun.sun_plaquette`; the
 infinite-volume Wilson loop is :func:`lqft_lab.exact.sun.sun_wilson_loop_infinite_volume`.
 
@@ -26,12 +28,20 @@ def _re_trace(M: torch.Tensor) -> torch.Tensor:
     return torch.diagonal(M, dim1=-2, dim2=-1).sum(-1).real
 
 
+def _check_batch(U: torch.Tensor) -> int:
+    """SU(N) links (:func:`check_sun_links`) in a non-empty batch; returns ``N``."""
+    N = check_sun_links(U)
+    if U.shape[0] == 0:
+        raise ValueError(f"U has an empty batch, shape {tuple(U.shape)}")
+    return N
+
+
 def sun_mean_plaquette(U: torch.Tensor) -> torch.Tensor:
     """Average plaquette ``(1/V) Σ_x (1/N) Re tr U_P(x)``, shape ``(B,)``.
 
     For the Wilson action ``S = -β V · sun_mean_plaquette(U)``.
     """
-    N = U.shape[-1]
+    N = _check_batch(U)
     return _re_trace(sun_plaquettes(U)).flatten(1).mean(dim=1) / N
 
 
@@ -53,8 +63,12 @@ def sun_wilson_loop(U: torch.Tensor, R: int, T: int) -> torch.Tensor:
         U: links ``(B, 2, L0, L1, N, N)``.
         R: extent along direction 1, ``1 <= R <= L1``.
         T: extent along direction 0, ``1 <= T <= L0``.
+
+    Raises:
+        TypeError: if ``U`` is not a tensor or ``R``/``T`` not integers.
+        ValueError: for links of the wrong dtype or shape, or ``R``/``T`` out of range.
     """
-    N = check_sun_links(U)
+    N = _check_batch(U)
     R = _check_extent(R, "R", U.shape[3], 1)
     T = _check_extent(T, "T", U.shape[2], 0)
     line0, line1 = _line(U, 0, T), _line(U, 1, R)

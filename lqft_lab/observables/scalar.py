@@ -17,6 +17,12 @@ Definitions (arXiv:1904.12072 sec. IV, arXiv:2101.08176), with ``V`` the lattice
     E = (1/d) Σ_μ G_c(μ̂),
     C(t) = Σ_x⃗ G_c(t, x⃗),   m_eff(t) = arccosh[(C(t-1) + C(t+1)) / (2 C(t))].
 
+Validation. Every function checks the dtype and shape of its fields (``check_field``:
+float32/float64, batched, extents ``>= 2``). Per-configuration observables do not check
+that the entries are finite: they run inside chains, every step, often on a GPU, where the
+check would wait for the device each time; NaN in gives NaN out there, and the estimators
+(:func:`connected_two_point`, :func:`chi2`, :func:`ising_energy`, the Γ-method) refuse it.
+
 Error bars. Derived quantities such as χ₂ are nonlinear functions of means, so their errors
 need the Γ-method (or jackknife) on *primary* per-configuration series. Use
 :func:`phi4_primaries` on a Markov chain, pick the primaries that a derived quantity needs
@@ -40,11 +46,13 @@ References:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
 
+from .. import checks
+from ..analysis._arrays import as_float_array, check_finite_result
 from ..lattice import check_field, shift
 
 __all__ = [
@@ -101,11 +109,23 @@ def two_point(phi: torch.Tensor) -> torch.Tensor:
 
 
 def _check_ensemble(phi: torch.Tensor) -> None:
-    check_field(phi, name="phi")
+    """An ensemble ``(N, *lattice)``: ``N >= 2`` finite configurations."""
+    check_field(phi, name="phi", finite=True)
     if phi.shape[0] < 2:
         raise ValueError(
-            f"an ensemble estimate needs at least 2 configurations, got {phi.shape[0]}"
+            f"an ensemble estimate needs at least 2 configurations, got {phi.shape[0]} in phi"
         )
+
+
+def _check_estimate(value, dtype: torch.dtype):
+    """Refuse an estimate that overflowed although ``phi`` was finite."""
+    finite = bool(torch.isfinite(value).all()) if torch.is_tensor(value) else np.isfinite(value)
+    if not finite:
+        hint = "; use float64" if dtype == torch.float32 else ""
+        raise ValueError(
+            f"phi is too large for {dtype}: the estimate overflowed to inf or NaN{hint}"
+        )
+    return value
 
 
 def connected_two_point(phi: torch.Tensor) -> torch.Tensor:
@@ -118,6 +138,10 @@ def connected_two_point(phi: torch.Tensor) -> torch.Tensor:
     Args:
         phi: an ensemble ``(N, *lattice)`` of samples, ``N >= 2``.
 
+    Raises:
+        TypeError: if ``phi`` is not a tensor.
+        ValueError: for a wrong dtype or shape, ``N < 2``, NaN/inf entries, or an overflow.
+
     Example:
         >>> G = connected_two_point(torch.randn(100, 8, 8, dtype=torch.float64))
         >>> G.shape
@@ -125,7 +149,8 @@ def connected_two_point(phi: torch.Tensor) -> torch.Tensor:
     """
     _check_ensemble(phi)
     mean_field = phi.mean(dim=0, keepdim=True)  # (1, *lattice)
-    return two_point(phi).mean(dim=0) - two_point(mean_field)[0]
+    G = two_point(phi).mean(dim=0) - two_point(mean_field)[0]
+    return _check_estimate(G, phi.dtype)
 
 
 def zero_momentum_correlator(G: torch.Tensor, batched: bool = False) -> torch.Tensor:
@@ -139,9 +164,17 @@ def zero_momentum_correlator(G: torch.Tensor, batched: bool = False) -> torch.Te
 
     Returns:
         ``(L_0,)``, or ``(B, L_0)`` when ``batched``.
+
+    Raises:
+        TypeError: if ``G`` is not a tensor or ``batched`` not a bool.
+        ValueError: if ``G`` is not float32/float64, holds NaN/inf, or has too few
+            dimensions.
     """
-    if not isinstance(G, torch.Tensor) or not G.is_floating_point():
-        raise TypeError("G must be a floating-point torch.Tensor")
+    checks.tensor("G", G)
+    if not isinstance(batched, bool):
+        raise TypeError(f"batched must be a bool, got {batched!r}")
+    if G.numel() == 0:
+        raise ValueError(f"G is empty, shape {tuple(G.shape)}")
     time_dim = 1 if batched else 0
     if G.dim() < time_dim + 1:
         raise ValueError(f"G has too few dimensions for batched={batched}: {tuple(G.shape)}")
@@ -162,11 +195,15 @@ def effective_mass(C: torch.Tensor) -> torch.Tensor:
     Args:
         C: zero-momentum correlator ``(..., L_0)``, time along the last axis, ``L_0 >= 3``.
 
+    Raises:
+        TypeError: if ``C`` is not a tensor.
+        ValueError: if ``C`` is not float32/float64, holds NaN/inf (the NaN of the result
+            flags noise only), or has fewer than 3 time slices.
+
     References:
         arXiv:1904.12072 eq. (21); arXiv:2101.08176.
     """
-    if not isinstance(C, torch.Tensor) or not C.is_floating_point():
-        raise TypeError("C must be a floating-point torch.Tensor")
+    checks.tensor("C", C)
     if C.dim() < 1 or C.shape[-1] < 3:
         raise ValueError(f"C needs at least 3 time slices along its last axis, got {C.shape}")
     arg = (torch.roll(C, 1, dims=-1) + torch.roll(C, -1, dims=-1)) / (2 * C)
@@ -181,12 +218,17 @@ def chi2(phi: torch.Tensor) -> float:
         phi: an ensemble ``(N, *lattice)``, ``N >= 2``.
 
     Returns:
-        A Python float (biased by ``O(1/N)`` like :func:`connected_two_point`).
+        A Python float (biased by ``O(1/N)`` like :func:`connected_two_point`), accumulated
+        in float64.
+
+    Raises:
+        TypeError: if ``phi`` is not a tensor.
+        ValueError: for a wrong dtype or shape, ``N < 2``, NaN/inf entries, or an overflow.
     """
     _check_ensemble(phi)
-    M = magnetization(phi)
+    M = magnetization(phi.double())
     volume = phi[0].numel()
-    return float(volume * ((M**2).mean() - M.mean() ** 2))
+    return float(_check_estimate(volume * ((M**2).mean() - M.mean() ** 2), torch.float64))
 
 
 def ising_energy(phi: torch.Tensor) -> float:
@@ -197,6 +239,10 @@ def ising_energy(phi: torch.Tensor) -> float:
 
     Args:
         phi: an ensemble ``(N, *lattice)``, ``N >= 2``.
+
+    Raises:
+        TypeError: if ``phi`` is not a tensor.
+        ValueError: for a wrong dtype or shape, ``N < 2``, NaN/inf entries, or an overflow.
     """
     G = connected_two_point(phi)
     dim = G.dim()
@@ -204,7 +250,7 @@ def ising_energy(phi: torch.Tensor) -> float:
     for mu in range(dim):
         index = tuple(1 if nu == mu else 0 for nu in range(dim))
         total += float(G[index])
-    return total / dim
+    return float(_check_estimate(total / dim, phi.dtype))
 
 
 def phi4_primaries(phi: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -240,26 +286,91 @@ PRIMARY_FNS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 
 
 def stack_primaries(primaries: dict[str, torch.Tensor], keys: Sequence[str]) -> torch.Tensor:
-    """Stack the named primary series into ``(N, K)``, columns in the order of ``keys``."""
+    """Stack the named primary series into ``(N, K)``, columns in the order of ``keys``.
+
+    Args:
+        primaries: name → series ``(N,)`` (as :func:`phi4_primaries` returns).
+        keys: the names to stack (a single name may be passed as a string).
+
+    Raises:
+        TypeError: if ``primaries`` is not a mapping of tensors or ``keys`` not names.
+        ValueError: for an unknown key, no keys, or series of different shapes, dtypes or
+            devices.
+    """
+    if not isinstance(primaries, Mapping):
+        raise TypeError(f"primaries must be a mapping name -> series, got {type(primaries)}")
+    keys = (keys,) if isinstance(keys, str) else keys
+    if not isinstance(keys, Iterable) or not all(isinstance(k, str) for k in keys):
+        raise TypeError(f"keys must be a sequence of primary names, got {keys!r}")
+    keys = tuple(keys)
+    if not keys:
+        raise ValueError("keys names no primary; pass at least one")
     missing = [k for k in keys if k not in primaries]
     if missing:
-        raise ValueError(f"unknown primaries {missing}; available: {sorted(primaries)}")
-    return torch.stack([primaries[k] for k in keys], dim=-1)  # (N, K)
+        raise ValueError(
+            f"keys: unknown primaries {missing}; available: {sorted(map(str, primaries))}"
+        )
+    columns = [primaries[k] for k in keys]
+    for k, c in zip(keys, columns, strict=True):
+        checks.tensor(f"primaries[{k!r}]", c, finite=False)
+    kinds = {(tuple(c.shape), c.dtype, c.device) for c in columns}
+    if len(kinds) != 1:
+        raise ValueError(
+            f"primaries {list(keys)} must share one shape, dtype and device, got "
+            f"{sorted(map(str, kinds))}"
+        )
+    return torch.stack(columns, dim=-1)  # (N, K)
 
 
-def chi2_from_means(means, volume: int):
-    """``χ₂ = V (⟨M2⟩ - ⟨M⟩²)`` from the means ``[⟨M⟩, ⟨M2⟩]``."""
-    return volume * (means[1] - means[0] ** 2)
+def _means(means, n: int, what: str) -> np.ndarray:
+    """``means`` as a float64 vector of the ``n`` means ``what`` names, checked."""
+    m = as_float_array(means, "means")
+    if m.shape != (n,):
+        raise ValueError(f"means must be the {n} means {what}, got shape {m.shape}")
+    return m
 
 
-def ising_energy_from_means(means):
-    """``E = ⟨nn⟩ - ⟨M⟩²`` from the means ``[⟨M⟩, ⟨nn⟩]`` (assumes ``⟨φ_y⟩ = ⟨M⟩``)."""
-    return means[1] - means[0] ** 2
+def _finite_value(value, name: str = "means") -> float:
+    check_finite_result(name, value)
+    return float(value)
 
 
-def binder_from_means(means):
-    """Binder cumulant ``U₄ = 1 - ⟨M4⟩ / (3 ⟨M2⟩²)`` from the means ``[⟨M2⟩, ⟨M4⟩]``."""
-    return 1 - means[1] / (3 * means[0] ** 2)
+def chi2_from_means(means, volume: int) -> float:
+    """``χ₂ = V (⟨M2⟩ - ⟨M⟩²)`` from the means ``[⟨M⟩, ⟨M2⟩]``.
+
+    Raises:
+        TypeError, ValueError: for ``means`` that are not two finite numbers, a ``volume``
+            that is not an integer ``>= 1``, or an overflow.
+    """
+    m = _means(means, 2, "[<M>, <M2>]")
+    volume = checks.integer("volume", volume, low=1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _finite_value(volume * (m[1] - m[0] ** 2))
+
+
+def ising_energy_from_means(means) -> float:
+    """``E = ⟨nn⟩ - ⟨M⟩²`` from the means ``[⟨M⟩, ⟨nn⟩]`` (assumes ``⟨φ_y⟩ = ⟨M⟩``).
+
+    Raises:
+        TypeError, ValueError: for ``means`` that are not two finite numbers, or an overflow.
+    """
+    m = _means(means, 2, "[<M>, <nn>]")
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _finite_value(m[1] - m[0] ** 2)
+
+
+def binder_from_means(means) -> float:
+    """Binder cumulant ``U₄ = 1 - ⟨M4⟩ / (3 ⟨M2⟩²)`` from the means ``[⟨M2⟩, ⟨M4⟩]``.
+
+    Raises:
+        TypeError, ValueError: for ``means`` that are not two finite numbers, ``⟨M2⟩ = 0``
+            (no cumulant), or an overflow.
+    """
+    m = _means(means, 2, "[<M2>, <M4>]")
+    if m[0] == 0:
+        raise ValueError("means: the Binder cumulant needs <M2> = means[0] != 0, got 0")
+    with np.errstate(over="ignore", invalid="ignore", under="ignore", divide="ignore"):
+        return _finite_value(1 - m[1] / (3 * m[0] ** 2))
 
 
 #: Derived observables: name -> (primary keys in order, function of their means, needs V).
@@ -282,20 +393,24 @@ def derived_observable(
         name: one of ``DERIVED`` (``"chi2"``, ``"E"``, ``"binder"``).
         volume: lattice volume ``V``, required for ``"chi2"``.
 
+    Raises:
+        ValueError: for an unknown ``name``, or ``"chi2"`` without a ``volume``.
+        TypeError: for a ``volume`` that is not an integer (``>= 1``, else ValueError).
+
     Example:
         >>> keys, f = derived_observable("chi2", volume=64)
         >>> keys
         ('M', 'M2')
     """
-    if name not in DERIVED:
-        raise ValueError(f"unknown derived observable {name!r}; choose from {sorted(DERIVED)}")
+    checks.choice("name", name, sorted(DERIVED))
     keys, fn, needs_volume = DERIVED[name]
+    if volume is not None:
+        volume = checks.integer("volume", volume, low=1)
     if not needs_volume:
         return keys, fn
-    if volume is None or int(volume) < 1:
-        raise ValueError(f"{name!r} needs the lattice volume, got volume={volume}")
-    V = int(volume)
-    return keys, lambda means: fn(means, V)
+    if volume is None:
+        raise ValueError(f"{name!r} needs the lattice volume: pass volume=V (sites)")
+    return keys, lambda means: fn(means, volume)
 
 
 def timeslice_correlator(phi: torch.Tensor) -> torch.Tensor:
@@ -324,9 +439,12 @@ def timeslice_observables(L0: int) -> dict[str, Callable[[torch.Tensor], torch.T
 
     For ``run_chain(observables=...)``, whose observables return ``(B,)``; together with
     ``"M"`` they are the primaries of :func:`pole_mass_from_means`.
+
+    Raises:
+        TypeError: if ``L0`` is not an integer.
+        ValueError: if ``L0 < 3``.
     """
-    if isinstance(L0, bool) or not isinstance(L0, int) or L0 < 3:
-        raise ValueError(f"L0 must be an integer >= 3, got {L0!r}")
+    L0 = checks.integer("L0", L0, low=3)
 
     def component(t: int) -> Callable[[torch.Tensor], torch.Tensor]:
         def c_t(phi: torch.Tensor) -> torch.Tensor:
@@ -347,15 +465,43 @@ def pole_mass_from_means(means, L0: int, spatial_sites: int, t_range: Sequence[i
     arXiv:1904.12072. The default ``1 … L0/2 - 1`` leaves out the midpoint, where
     ``C(t)`` is flattest and the argument's noise most often dips below 1: the Γ-method
     evaluates this function on each replica's means too, so it has to survive short chains.
-    NaN where the correlator is too noisy.
+    NaN where the correlator is too noisy: that NaN is the documented flag :func:`pole_mass`
+    reads; input is checked.
+
+    Args:
+        means: ``[⟨M⟩, ⟨c(0)⟩, …, ⟨c(L0-1)⟩]``, finite.
+        L0: time extent, ``>= 3``.
+        spatial_sites: sites per time slice, ``>= 1``.
+        t_range: time separations averaged over, integers in ``[1, L0 - 1]``.
+
+    Raises:
+        TypeError: for arguments of the wrong kind.
+        ValueError: for means of another shape or not finite, ``L0 < 3``,
+            ``spatial_sites < 1``, or an empty ``t_range`` or one outside ``[1, L0 - 1]``.
     """
-    means = np.asarray(means, dtype=float)
+    L0 = checks.integer("L0", L0, low=3)
+    spatial_sites = checks.integer("spatial_sites", spatial_sites, low=1)
+    ts = _check_time_range(t_range, L0)
+    means = as_float_array(means, "means")
     if means.shape != (L0 + 1,):
         raise ValueError(f"expected {L0 + 1} means [M, c(0..{L0 - 1})], got shape {means.shape}")
-    C = means[1:] - spatial_sites * means[0] ** 2
-    C = 0.5 * (C + np.roll(C[::-1], 1))  # C(t) and C(L0 - t)
-    ts = np.arange(1, max(2, L0 // 2)) if t_range is None else np.asarray(t_range)
-    arg = (C[ts - 1] + C[(ts + 1) % L0]) / (2 * C[ts])
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        C = means[1:] - spatial_sites * means[0] ** 2
+        C = 0.5 * (C + np.roll(C[::-1], 1))  # C(t) and C(L0 - t)
+        arg = (C[ts - 1] + C[(ts + 1) % L0]) / (2 * C[ts])
     if np.any(~np.isfinite(arg)) or np.any(arg < 1):
         return float("nan")
     return float(np.mean(np.arccosh(arg)))
+
+
+def _check_time_range(t_range, L0: int) -> np.ndarray:
+    """The plateau's time separations: default ``1 … L0/2 - 1``, else integers in
+    ``[1, L0 - 1]``, as an int array."""
+    if t_range is None:
+        return np.arange(1, max(2, L0 // 2))
+    if isinstance(t_range, (str, bytes)) or not isinstance(t_range, Iterable):
+        raise TypeError(f"t_range must be a sequence of time separations, got {t_range!r}")
+    ts = [checks.integer("t_range", t, low=1, high=L0 - 1) for t in t_range]
+    if not ts:
+        raise ValueError("t_range is empty; give at least one time separation")
+    return np.asarray(ts, dtype=np.int64)

@@ -19,7 +19,13 @@ The sampler contract (every member promises it, :func:`run_chain` relies on noth
 * Randomness comes only from the ``generator`` argument; tensors keep the input's dtype and
   device, and no step synchronises with the host, except where a rejection loop needs it
   (the heatbaths compact their pending links once per round: :mod:`.heatbath_sun`).
-* Every accept/reject decision goes through :func:`metropolis_accept`.
+* Every accept/reject decision goes through :func:`metropolis_accept` (its unchecked core
+  inside steps).
+* Arguments are checked once, where they enter (the constructor, ``init``, a public
+  function, :func:`run_chain`), with :mod:`lqft_lab.checks`: a refusal is a ``TypeError`` or
+  ``ValueError`` naming the argument. ``init`` refuses starting fields holding NaN or
+  ``inf``, half precision, and fields whose action is not finite; steps check nothing, so a
+  chain costs no host synchronisation for its checks.
 """
 
 from .base import FieldState, metropolis_accept

@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from .. import checks
+
 __all__ = ["Chain", "run_chain"]
 
 Observable = Callable[[torch.Tensor], torch.Tensor]
@@ -49,9 +51,9 @@ class Chain:
         return float(self.accepted.mean())
 
 
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+def _check_int(name: str, value: Any, minimum: int) -> int:
+    """:func:`lqft_lab.checks.integer` with a lower bound (kept for the modules using it)."""
+    return checks.integer(name, value, low=minimum)
 
 
 def run_chain(
@@ -90,31 +92,55 @@ def run_chain(
         A :class:`Chain`.
 
     Raises:
-        ValueError: for non-integer or out-of-range counts, ``n_steps < every``, or
-            observables that are not callables returning ``(B,)``.
+        TypeError: (also ValueErrors, :class:`~lqft_lab.checks.ArgumentKindError`) for a
+            ``sampler`` without ``init`` and ``step``, non-integer counts, ``observables``
+            that are not a mapping, a ``callback`` that is not callable, a non-bool
+            ``progress``, a ``generator`` that is not a generator, an ``x0`` state of
+            another sampler.
+        ValueError: for out-of-range counts, ``n_steps < every``, observables that are not
+            callables returning ``(B,)``, an ``x0`` state with non-finite fields, and what
+            ``sampler.init`` refuses (non-finite or mis-shaped starting fields).
     """
-    _check_int("n_steps", n_steps, 1)
-    _check_int("thermalize", thermalize, 0)
-    _check_int("every", every, 1)
+    if not (hasattr(sampler, "init") and hasattr(sampler, "step")):
+        raise checks.ArgumentKindError(
+            f"sampler must have init and step methods (HMC, FlowMetropolis, ...), got "
+            f"{type(sampler).__name__}"
+        )
+    n_steps = checks.integer("n_steps", n_steps, low=1)
+    thermalize = checks.integer("thermalize", thermalize, low=0)
+    every = checks.integer("every", every, low=1)
     if n_steps < every:
         raise ValueError(f"n_steps ({n_steps}) must be >= every ({every}) to measure anything")
+    if observables is not None and not isinstance(observables, Mapping):
+        raise checks.ArgumentKindError(
+            f"observables must be a mapping name -> function of the fields, got "
+            f"{type(observables).__name__}"
+        )
     observables = dict(observables or {})
     for name, fn in observables.items():
         if not callable(fn):
             raise ValueError(f"observable {name!r} must be a callable of the fields, got {fn!r}")
+    if callback is not None and not callable(callback):
+        raise checks.ArgumentKindError(
+            f"callback must be a callable (step, summary) or None, got {type(callback).__name__}"
+        )
+    if not isinstance(progress, bool):
+        raise checks.ArgumentKindError(f"progress must be a bool, got {progress!r:.80}")
+    checks.random_generator("generator", generator)
     total = thermalize + n_steps
     if callback_every is None:
         callback_every = max(1, total // 100)
-    _check_int("callback_every", callback_every, 1)
+    callback_every = checks.integer("callback_every", callback_every, low=1)
 
     if isinstance(x0, torch.Tensor) or x0 is None:
         state = sampler.init(x0, generator=generator)
     elif hasattr(x0, "x"):
-        state = x0
+        state = _check_state(sampler, x0)
     else:
         raise ValueError(
             f"x0 must be fields (B, *lattice), a sampler state or None, got {type(x0).__name__}"
         )
+    checks.random_generator("generator", generator, state.x.device)
     B = state.x.shape[0]
     real = state.x.real if state.x.is_complex() else state.x  # acceptance is real for SU(N) links
 
@@ -160,3 +186,16 @@ def run_chain(
         every=every,
         log_weights=torch.cat(log_weights) if log_weights else None,
     )
+
+
+def _check_state(sampler, state):
+    """A state handed to :func:`run_chain` as ``x0`` (``chain.final`` of an earlier run): of
+    the sampler's ``State`` type where it declares one, with finite fields."""
+    expected = getattr(sampler, "State", None)
+    if isinstance(expected, type) and not isinstance(state, expected):
+        raise checks.ArgumentKindError(
+            f"x0 is a {type(state).__name__}, but {type(sampler).__name__} continues from a "
+            f"{expected.__name__} (pass the fields instead to start afresh)"
+        )
+    checks.tensor("x0.x", state.x, allow_complex=True)
+    return state

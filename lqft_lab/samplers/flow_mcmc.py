@@ -11,13 +11,16 @@ for any flow whose support covers ``p``: a poor flow costs acceptance, never cor
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 
+from .. import checks
+from ..actions import Phi4Action, SingleMatrixAction, SUNWilsonAction, U1WilsonAction
+from ..flows.priors import HaarPrior, NormalPrior, SpectralNormalPrior, UniformAnglePrior
 from ..lattice import check_field
-from .base import metropolis_accept
-from .chain import _check_int
+from .base import _accept
 
 __all__ = [
     "FlowMCMCState",
@@ -62,6 +65,78 @@ class FlowMCMCInfo:
     logw: torch.Tensor
 
 
+#: The kind of field each known prior draws (and so each flow model built on it produces),
+#: and the kind each known action scores. A model and an action of different known kinds
+#: are a mistake that would otherwise run: φ⁴ scores U(1) link angles ``(B, 2, L, L)`` as a
+#: 3D scalar field with extent 2, and no shape check can tell.
+_PRIOR_KINDS = (
+    (UniformAnglePrior, "U(1) link angles"),
+    (HaarPrior, "SU(N) matrices"),  # HaarLinkPrior included
+    ((NormalPrior, SpectralNormalPrior), "real scalar fields"),
+)
+_ACTION_KINDS = (
+    (U1WilsonAction, "U(1) link angles"),
+    ((SUNWilsonAction, SingleMatrixAction), "SU(N) matrices"),
+    (Phi4Action, "real scalar fields"),
+)
+
+
+def _kind(obj, table) -> str | None:
+    return next((kind for cls, kind in table if isinstance(obj, cls)), None)
+
+
+def _model_tensors(model):
+    """The model's first parameter or buffer (its dtype and device), or ``None``."""
+    if not isinstance(model, torch.nn.Module):
+        return None
+    first = next(iter(model.parameters()), None)
+    return first if first is not None else next(iter(model.buffers()), None)
+
+
+def _check_model_and_action(model, action) -> None:
+    """Refuse a flow model whose fields the action is not for (see :class:`FlowMetropolis`)."""
+    if not (
+        callable(getattr(model, "sample", None)) and callable(getattr(model, "log_prob", None))
+    ):
+        raise checks.ArgumentKindError(
+            f"model must be a flow model with sample(B, generator) and log_prob(x), got "
+            f"{type(model).__name__}"
+        )
+    if not callable(action):
+        raise checks.ArgumentKindError(
+            f"action must be a callable S(x) -> (B,), got {type(action).__name__}"
+        )
+    prior = getattr(model, "prior", None)
+    field, scored = _kind(prior, _PRIOR_KINDS), _kind(action, _ACTION_KINDS)
+    if field is not None and scored is not None and field != scored:
+        raise ValueError(
+            f"the model draws {field} but the action {action!r} is for {scored}; "
+            f"pass the action of the theory the model was trained for"
+        )
+    if prior is None or not callable(getattr(prior, "sample", None)):
+        return  # nothing to draw a probe from: init reports what the action refuses
+    # One prior draw of batch 1 has the fields' layout (the flow maps it in place), so the
+    # action must score it; a private generator keeps every random stream untouched.
+    anchor = _model_tensors(prior)
+    device = anchor.device if anchor is not None else torch.device("cpu")
+    with torch.no_grad():
+        z = prior.sample(1, generator=torch.Generator(device=device).manual_seed(0))
+        try:
+            S = action(z)
+        except torch.cuda.OutOfMemoryError:
+            raise
+        except (TypeError, ValueError, IndexError, RuntimeError) as err:
+            raise ValueError(
+                f"the action {action!r} cannot score the model's fields "
+                f"{tuple(z.shape[1:])} {z.dtype}: {err}"
+            ) from err
+    if not isinstance(S, torch.Tensor) or tuple(S.shape) != (1,):
+        raise ValueError(
+            f"the action {action!r} must return one value per field of the model, shape "
+            f"(B,), got {tuple(S.shape) if isinstance(S, torch.Tensor) else type(S).__name__}"
+        )
+
+
 class FlowMetropolis:
     """Batched independence Metropolis sampler with proposals from a flow model.
 
@@ -79,16 +154,35 @@ class FlowMetropolis:
             of ``B``). Memory grows with ``B · prefetch``. The model must not change while
             drawn-ahead proposals are in use; :meth:`init` discards them.
 
+    The model and the action are checked against each other at construction, without a
+    pass of the flow: the field the model's prior draws (U(1) link angles, SU(N) matrices,
+    real scalars) must be the kind the action is for, where both are known to this module;
+    and the action must score one prior draw of batch 1 (drawn with a private generator,
+    so no random stream moves) as shape ``(1,)``. A flow maps its prior's space onto
+    itself, so that draw has the layout of the model's fields.
+
     Example:
         >>> sampler = FlowMetropolis(model, Phi4Action(m2=-4.0, lam=8.0), batch_size=64)
         >>> state = sampler.init(None, generator=torch.Generator().manual_seed(0))
         >>> state, info = sampler.step(state)
+
+    Raises:
+        TypeError: for a ``model`` without ``sample`` and ``log_prob``, an ``action`` that is
+            not callable, non-integer ``batch_size`` or ``prefetch``.
+        ValueError: for ``batch_size`` or ``prefetch`` below 1, a model and an action of
+            different theories (a U(1) flow and a φ⁴ action), an action that cannot score
+            the model's fields; at :meth:`init`, for fields that do not match the model's
+            lattice, dtype or device, hold NaN or ``inf``, or have a non-finite action or
+            model density.
     """
 
+    #: The state :meth:`step` continues from (what :func:`run_chain` accepts as ``x0``).
+    State = FlowMCMCState
+
     def __init__(self, model, action, batch_size: int = 64, prefetch: int = 1):
-        for name, value in (("batch_size", batch_size), ("prefetch", prefetch)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        batch_size = checks.integer("batch_size", batch_size, low=1)
+        prefetch = checks.integer("prefetch", prefetch, low=1)
+        _check_model_and_action(model, action)
         self.model = model
         self.action = action
         self.batch_size = batch_size
@@ -129,16 +223,45 @@ class FlowMetropolis:
             generator: random source for the first draw.
 
         Raises:
-            ValueError: if ``x`` does not match the model's lattice.
+            TypeError: for an ``x`` that is neither ``None`` nor a tensor, a bad ``generator``.
+            ValueError: if ``x`` does not match the model's lattice, dtype or device, holds
+                NaN or ``inf``, or has a non-finite action or model density (also for the
+                model's own first draw, naming the model).
         """
         self._ahead = []
         if x is None:
+            anchor = _model_tensors(self.model)
+            checks.random_generator(
+                "generator", generator, anchor.device if anchor is not None else None
+            )
             x, logp, logq = self._propose(self.batch_size, generator)
+            _check_densities(logp, logq, "the model's first draw (model)")
             return FlowMCMCState(x=x, logp=logp, logq=logq)
-        check_field(x, name="x", allow_complex=True)
+        check_field(x, name="x", allow_complex=True, finite=True)
+        self._check_like_model(x)
+        checks.random_generator("generator", generator, x.device)
+        x = x.detach()
         with torch.no_grad():
-            logq = self.model.log_prob(x.detach())
-            return FlowMCMCState(x=x.detach(), logp=-self.action(x.detach()), logq=logq)
+            logq = self.model.log_prob(x)
+            logp = -self.action(x)
+        _check_densities(logp, logq, "x")
+        return FlowMCMCState(x=x, logp=logp, logq=logq)
+
+    def _check_like_model(self, x: torch.Tensor) -> None:
+        """Given starting fields must have the model's lattice, dtype and device."""
+        shape = getattr(self.model, "lattice_shape", None)
+        if shape is not None and tuple(x.shape[1:]) != tuple(shape):
+            raise ValueError(
+                f"x of shape {tuple(x.shape)} does not match the model's lattice "
+                f"(B, {', '.join(map(str, shape))})"
+            )
+        anchor = _model_tensors(self.model)
+        if anchor is not None and anchor.is_floating_point():
+            if x.real.dtype != anchor.dtype or x.device.type != anchor.device.type:
+                raise ValueError(
+                    f"x is {x.dtype} on {x.device} but the model is {anchor.dtype} on "
+                    f"{anchor.device}; convert x with .to(...)"
+                )
 
     def step(
         self, state: FlowMCMCState, generator: torch.Generator | None = None
@@ -146,7 +269,7 @@ class FlowMetropolis:
         """Propose one fresh model draw per chain and accept or reject it."""
         x1, logp1, logq1 = self._next_proposals(state.x.shape[0], generator)
         logw1 = logp1 - logq1
-        accepted = metropolis_accept(logw1 - state.logw, generator)  # 1904.12072 eq. (9)
+        accepted = _accept(logw1 - state.logw, generator)  # 1904.12072 eq. (9)
         keep = accepted.view(-1, *([1] * (x1.dim() - 1)))  # (B, 1, ..., 1)
         new = FlowMCMCState(
             x=torch.where(keep, x1, state.x),
@@ -154,6 +277,16 @@ class FlowMetropolis:
             logq=torch.where(accepted, logq1, state.logq),
         )
         return new, FlowMCMCInfo(accepted=accepted, logw=logw1)
+
+
+def _check_densities(logp: torch.Tensor, logq: torch.Tensor, what: str) -> None:
+    """A chain starts where ``logp`` and ``logq`` are finite: else its weight is undefined."""
+    bad = ~(torch.isfinite(logp) & torch.isfinite(logq))
+    if bool(bad.any()):
+        raise ValueError(
+            f"{what} has a non-finite action or model density in {int(bad.sum())} of "
+            f"{bad.numel()} chains"
+        )
 
 
 def _check_local_sampler(local) -> None:
@@ -164,7 +297,8 @@ def _check_local_sampler(local) -> None:
 
 def _local_moves(local, x: torch.Tensor, n: int, generator) -> torch.Tensor:
     """The fields ``x`` after ``n`` steps of the local sampler ``local``."""
-    state = local.init(x)
+    start = getattr(local, "_start", None)  # init without its checks: x comes from the chain
+    state = start(x) if start is not None else local.init(x)
     for _ in range(n):
         state, _ = local.step(state, generator)
     return state.x
@@ -195,11 +329,19 @@ class FlowMetropolisWithLocal:
         n_local: local steps after each flow-MH move (>= 1).
 
     ``info.accepted`` is the flow-MH move's.
+
+    Raises:
+        TypeError: for a ``local`` without ``init`` and ``step``, a non-integer ``n_local``,
+            and what :class:`FlowMetropolis` refuses.
+        ValueError: for ``n_local < 1``, and what :class:`FlowMetropolis` refuses.
     """
+
+    #: The state :meth:`step` continues from (what :func:`run_chain` accepts as ``x0``).
+    State = FlowMCMCState
 
     def __init__(self, model, action, local, n_local: int = 1, batch_size: int = 64, prefetch=1):
         _check_local_sampler(local)
-        _check_int("n_local", n_local, 1)
+        n_local = checks.integer("n_local", n_local, low=1)
         self.flow = FlowMetropolis(model, action, batch_size=batch_size, prefetch=prefetch)
         self.local = local
         self.n_local = n_local
@@ -243,21 +385,30 @@ def independence_metropolis(
 
     Returns:
         ``(index, accepted)``: ``index (N,)`` long, the chain's configuration at step ``t`` is
-        proposal ``index[t]``; ``accepted (N,)`` bool, with ``accepted[0] = True``.
+        proposal ``index[t]``; ``accepted (N,)`` bool, with ``accepted[0] = True``. A NaN
+        weight counts as ``-inf``: such a proposal is never moved to, and a chain that
+        starts on one leaves it at the first proposal with a weight.
+
+    Raises:
+        TypeError: if ``logp`` or ``logq`` is not a tensor, or ``generator`` not a generator.
+        ValueError: for tensors that are not non-empty 1D float32/float64 of equal length on
+            one device, a generator on another device.
 
     Example:
         >>> x, logq = model.sample(10_000)
         >>> index, accepted = independence_metropolis(-action(x), logq)
         >>> chain = x[index]
     """
-    if not (isinstance(logp, torch.Tensor) and isinstance(logq, torch.Tensor)):
-        raise ValueError("logp and logq must be torch tensors")
+    checks.tensor("logp", logp, finite=False)
+    checks.tensor("logq", logq, finite=False, device=logp.device)
     if logp.dim() != 1 or logp.shape != logq.shape or logp.numel() == 0:
         raise ValueError(
             f"logp and logq must be non-empty 1D tensors of equal length, "
             f"got {tuple(logp.shape)} and {tuple(logq.shape)}"
         )
+    checks.random_generator("generator", generator, logp.device)
     logw = (logp - logq).detach()
+    logw = torch.where(torch.isnan(logw), -math.inf, logw)  # NaN: never moved to
     u = torch.rand(logw.shape, generator=generator, device=logw.device, dtype=logw.dtype)
     threshold = (logw - torch.log(u)).cpu().tolist()  # accept i iff logw_cur < threshold_i
     weights = logw.cpu().tolist()

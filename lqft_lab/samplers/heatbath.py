@@ -68,6 +68,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .. import checks
 from ..actions.u1 import U1WilsonAction, check_links, wrap_angle
 from ..lattice import lattice_shape, shift
 from .base import FieldState
@@ -225,20 +226,43 @@ def sample_von_mises(
         Angles in ``[-π, π)``, shape, dtype and device of ``kappa``.
 
     Raises:
-        TypeError: if ``kappa`` is not a floating tensor.
-        ValueError: for negative or non-finite ``κ``.
+        TypeError: if ``kappa`` is not a floating tensor, ``loc`` neither a number nor a
+            tensor, ``generator`` not a generator.
+        ValueError: for negative or non-finite ``κ``, half precision, a non-finite ``loc`` or
+            one that does not broadcast to ``kappa``'s shape, a generator on another device.
 
     References:
         D. J. Best, N. I. Fisher, "Efficient simulation of the von Mises distribution",
         Appl. Statist. 28 (1979) 152.
     """
-    if not isinstance(kappa, torch.Tensor) or not kappa.is_floating_point():
-        raise TypeError(f"kappa must be a floating-point torch.Tensor, got {kappa!r:.60}")
-    if not bool(torch.isfinite(kappa).all()) or bool((kappa < 0).any()):
-        raise ValueError("kappa must be finite and >= 0 everywhere")
+    _check_kappa(kappa, generator)
+    if isinstance(loc, torch.Tensor):
+        checks.tensor("loc", loc, device=kappa.device)
+        try:
+            fits = torch.broadcast_shapes(loc.shape, kappa.shape) == kappa.shape
+        except RuntimeError:
+            fits = False
+        if not fits:
+            raise ValueError(
+                f"loc of shape {tuple(loc.shape)} must broadcast to kappa's shape "
+                f"{tuple(kappa.shape)}"
+            )
+    else:
+        loc = checks.real("loc", loc)
     candidates, _ = _draw_plan(kappa.device, kappa.numel())
     theta, _ = _von_mises_centred(kappa, generator, candidates)
     return wrap_angle(loc + theta)
+
+
+def _check_kappa(kappa, generator) -> None:
+    """The checks of the concentrations of :func:`sample_von_mises` and
+    :func:`~lqft_lab.samplers.sample_su2_heatbath`, and of their generator."""
+    if not isinstance(kappa, torch.Tensor) or not kappa.is_floating_point():
+        raise TypeError(f"kappa must be a floating-point torch.Tensor, got {kappa!r:.60}")
+    checks.tensor("kappa", kappa, finite=False)  # half precision: the one message
+    if not bool(torch.isfinite(kappa).all()) or bool((kappa < 0).any()):
+        raise ValueError("kappa must be finite and >= 0 everywhere")
+    checks.random_generator("generator", generator, kappa.device)
 
 
 def _staple(theta: torch.Tensor, mu: int, sites: tuple = ()) -> tuple[torch.Tensor, torch.Tensor]:
@@ -267,20 +291,31 @@ def u1_staples(theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     Returns:
         ``(k, phi0)``, each ``(B, 2, L0, L1)``: the staple modulus ``k ∈ [0, 2]`` and the
         staple direction ``φ₀ ∈ [-π, π]`` of each link, from the neighbouring links only.
+
+    Raises:
+        TypeError: if ``theta`` is not a tensor.
+        ValueError: for ``theta`` that is not finite float32/float64 ``(B, 2, L0, L1)``.
     """
     check_links(theta)
+    checks.finite_tensor("theta", theta)
     k0, phi0 = _staple(theta, 0)
     k1, phi1 = _staple(theta, 1)
     return torch.stack([k0, k1], dim=1), torch.stack([phi0, phi1], dim=1)
 
 
-def _even_extents(shape: Sequence[int]) -> tuple[int, int]:
-    """``(L0, L1)`` of a 2D lattice with even extents, else the ValueError of the heatbaths."""
-    L0, L1 = lattice_shape(tuple(shape), dim=2) if len(shape) == 2 else (None, None)
+def _even_extents(shape: Sequence[int], name: str = "theta") -> tuple[int, int]:
+    """``(L0, L1)`` of a 2D lattice with even extents, else the ValueError of the heatbaths
+    (naming ``name``, the argument whose shape it is)."""
+    if not isinstance(shape, Sequence) or isinstance(shape, (str, bytes)):
+        raise checks.ArgumentKindError(
+            f"{name} must be a sequence of two even lattice extents (L0, L1), got {shape!r:.80}"
+        )
+    L0, L1 = lattice_shape(tuple(shape), dim=2, name=name) if len(shape) == 2 else (None, None)
     if L0 is None or L0 % 2 or L1 % 2:
         raise ValueError(
             f"the heatbath needs a 2D lattice with even extents L0, L1 (links of one "
-            f"direction and parity must not share a plaquette), got {tuple(shape)}"
+            f"direction and parity must not share a plaquette), got {name} with extents "
+            f"{tuple(shape)}"
         )
     return L0, L1
 
@@ -297,9 +332,12 @@ def link_groups(shape: Sequence[int], device: torch.device | str | None = None) 
         device: where to allocate the masks.
 
     Raises:
-        ValueError: for a shape that is not two even extents >= 2.
+        TypeError: for a ``shape`` that is not a sequence of integers.
+        ValueError: for a shape that is not two even extents >= 2, a device that is not here.
     """
-    L0, L1 = _even_extents(shape)
+    L0, L1 = _even_extents(shape, "shape")
+    if device is not None:
+        device = checks.torch_device("device", device)
     x0 = torch.arange(L0, device=device).view(L0, 1)  # (L0, 1)
     x1 = torch.arange(L1, device=device).view(1, L1)  # (1, L1)
     groups = torch.zeros(4, 2, L0, L1, dtype=torch.bool, device=device)
@@ -338,9 +376,11 @@ class U1Heatbath:
         >>> state, info = sampler.step(state, torch.Generator().manual_seed(0))
 
     Raises:
-        TypeError: for an action other than :class:`~lqft_lab.actions.U1WilsonAction`.
-        ValueError: for a bad ``n_overrelax``; at :meth:`init` for missing links, a shape other
-            than ``(B, 2, L0, L1)``, odd extents or non-finite angles.
+        TypeError: for an action other than :class:`~lqft_lab.actions.U1WilsonAction`, a
+            non-integer ``n_overrelax``.
+        ValueError: for ``n_overrelax < 0``; at :meth:`init` (and in the public sweeps) for
+            missing links, a shape other than ``(B, 2, L0, L1)``, odd extents, half precision
+            or non-finite angles.
 
     References:
         M. Creutz, Phys. Rev. D 21 (1980) 2308; S. L. Adler, Phys. Rev. D 23 (1981) 2901;
@@ -348,16 +388,17 @@ class U1Heatbath:
         (1979) 152.
     """
 
+    #: The state :meth:`step` continues from (what :func:`run_chain` accepts as ``x0``).
+    State = U1HeatbathState
+
     def __init__(self, action: U1WilsonAction, n_overrelax: int = 1):
         if not isinstance(action, U1WilsonAction):
             raise TypeError(
                 f"U1Heatbath samples the 2D U(1) Wilson action (U1WilsonAction), "
                 f"got {type(action).__name__}"
             )
-        if isinstance(n_overrelax, bool) or not isinstance(n_overrelax, int) or n_overrelax < 0:
-            raise ValueError(f"n_overrelax must be an integer >= 0, got {n_overrelax!r}")
         self.action = action
-        self.n_overrelax = n_overrelax
+        self.n_overrelax = checks.integer("n_overrelax", n_overrelax, low=0)
 
     def __repr__(self) -> str:
         return f"U1Heatbath({self.action!r}, n_overrelax={self.n_overrelax})"
@@ -376,12 +417,22 @@ class U1Heatbath:
                 "U1Heatbath.init needs starting link angles of shape (B, 2, L0, L1), e.g. "
                 "torch.zeros(B, 2, L, L) for a cold start; it cannot draw a first configuration"
             )
+        self._check_links(theta)
+        checks.random_generator("generator", generator, theta.device)
+        with torch.no_grad():
+            return U1HeatbathState(x=theta.detach(), S=self.action(theta.detach()))
+
+    @staticmethod
+    def _check_links(theta: torch.Tensor) -> None:
         check_links(theta)
         _even_extents(theta.shape[2:])
         if not bool(torch.isfinite(theta).all()):
             raise ValueError("theta must be finite (the staples of NaN or inf links are undefined)")
+
+    def _start(self, x: torch.Tensor) -> U1HeatbathState:
+        """:meth:`init` without its checks, for fields that come from another chain."""
         with torch.no_grad():
-            return U1HeatbathState(x=theta.detach(), S=self.action(theta.detach()))
+            return U1HeatbathState(x=x.detach(), S=self.action(x.detach()))
 
     def _sweep(self, theta: torch.Tensor, new_angles, reverse: bool = False) -> torch.Tensor:
         _even_extents(theta.shape[2:])
@@ -401,7 +452,15 @@ class U1Heatbath:
         On a CPU every link gets a draw; elsewhere the sweep never synchronises with the host,
         and a link whose 16 candidates were all rejected (probability <= 5e-8) keeps its angle,
         which leaves ``exp(-S)`` exactly invariant as well (module doc).
+
+        Raises:
+            TypeError, ValueError: for links :meth:`init` refuses, a bad ``generator``.
         """
+        self._check_links(theta)
+        checks.random_generator("generator", generator, theta.device)
+        return self._heatbath_sweep(theta, generator)
+
+    def _heatbath_sweep(self, theta: torch.Tensor, generator: torch.Generator | None):
         beta = self.action.beta
 
         def new_angles(k, phi0, old):
@@ -417,7 +476,16 @@ class U1Heatbath:
 
         Each group reflection is an involution; a whole sweep is undone by the sweep with
         ``reverse=True`` (the groups in the opposite order), not by a second forward sweep.
+
+        Raises:
+            TypeError, ValueError: for links :meth:`init` refuses, a non-bool ``reverse``.
         """
+        self._check_links(theta)
+        if not isinstance(reverse, bool):
+            raise checks.ArgumentKindError(f"reverse must be a bool, got {reverse!r:.80}")
+        return self._overrelax_sweep(theta, reverse)
+
+    def _overrelax_sweep(self, theta: torch.Tensor, reverse: bool = False) -> torch.Tensor:
         with torch.no_grad():
             return self._sweep(theta, lambda k, phi0, old: 2 * phi0 - old, reverse=reverse)
 
@@ -425,9 +493,9 @@ class U1Heatbath:
         self, state: U1HeatbathState, generator: torch.Generator | None = None
     ) -> tuple[U1HeatbathState, U1HeatbathInfo]:
         """One heatbath sweep, then ``n_overrelax`` overrelaxation sweeps."""
-        theta = self.heatbath_sweep(state.x, generator)
+        theta = self._heatbath_sweep(state.x, generator)
         for _ in range(self.n_overrelax):
-            theta = self.overrelax_sweep(theta)
+            theta = self._overrelax_sweep(theta)
         with torch.no_grad():
             new = U1HeatbathState(x=theta, S=self.action(theta))
         accepted = torch.ones(theta.shape[0], dtype=torch.bool, device=theta.device)

@@ -69,11 +69,12 @@ from itertools import combinations
 
 import torch
 
+from .. import checks
 from ..actions.sun import SUNWilsonAction, check_sun_links, sun_staples
 from ..groups.sun import check_special_unitary, project_sun
 from . import heatbath
 from .base import FieldState
-from .heatbath import _even_extents, _group_sites
+from .heatbath import _check_kappa, _even_extents, _group_sites
 
 __all__ = [
     "sample_su2_heatbath",
@@ -200,17 +201,15 @@ def sample_su2_heatbath(
         ``(*kappa.shape, 2, 2)`` (complex64 / complex128) with ``½ tr s = a0``.
 
     Raises:
-        TypeError: if ``kappa`` is not a floating tensor.
-        ValueError: for negative or non-finite ``κ``.
+        TypeError: if ``kappa`` is not a floating tensor or ``generator`` not a generator.
+        ValueError: for negative or non-finite ``κ``, half precision, a generator on another
+            device.
 
     References:
         M. Creutz, Phys. Rev. D 21 (1980) 2308; A. D. Kennedy, B. J. Pendleton, Phys. Lett.
         B 156 (1985) 393.
     """
-    if not isinstance(kappa, torch.Tensor) or not kappa.is_floating_point():
-        raise TypeError(f"kappa must be a floating-point torch.Tensor, got {kappa!r:.60}")
-    if not bool(torch.isfinite(kappa).all()) or bool((kappa < 0).any()):
-        raise ValueError("kappa must be finite and >= 0 everywhere")
+    _check_kappa(kappa, generator)
     candidates, _ = _draw_plan(kappa.device, kappa.numel())
     a0, alpha, beta, _ = _su2_heatbath_pair(kappa, generator, candidates)
     s = torch.stack(
@@ -270,9 +269,11 @@ class SUNHeatbath:
         >>> state, info = sampler.step(state, torch.Generator().manual_seed(0))
 
     Raises:
-        TypeError: for an action other than :class:`~lqft_lab.actions.SUNWilsonAction`.
-        ValueError: for a bad ``n_overrelax``; at :meth:`init` for links that are not complex
-            ``(B, 2, L0, L1, N, N)`` of the action's ``N`` in SU(N), or odd extents.
+        TypeError: for an action other than :class:`~lqft_lab.actions.SUNWilsonAction`, a
+            non-integer ``n_overrelax``.
+        ValueError: for ``n_overrelax < 0``; at :meth:`init` (and in the public sweeps) for
+            links that are not complex ``(B, 2, L0, L1, N, N)`` of the action's ``N`` in SU(N)
+            (NaN and ``inf`` included), half precision, or odd extents.
 
     References:
         N. Cabibbo, E. Marinari, Phys. Lett. B 119 (1982) 387; M. Creutz, Phys. Rev. D 21
@@ -280,16 +281,17 @@ class SUNHeatbath:
         F. R. Brown, T. J. Woch, Phys. Rev. Lett. 58 (1987) 2394.
     """
 
+    #: The state :meth:`step` continues from (what :func:`run_chain` accepts as ``x0``).
+    State = SUNHeatbathState
+
     def __init__(self, action: SUNWilsonAction, n_overrelax: int = 1):
         if not isinstance(action, SUNWilsonAction):
             raise TypeError(
                 f"SUNHeatbath samples the 2D SU(N) Wilson action (SUNWilsonAction), "
                 f"got {type(action).__name__}"
             )
-        if isinstance(n_overrelax, bool) or not isinstance(n_overrelax, int) or n_overrelax < 0:
-            raise ValueError(f"n_overrelax must be an integer >= 0, got {n_overrelax!r}")
         self.action = action
-        self.n_overrelax = n_overrelax
+        self.n_overrelax = checks.integer("n_overrelax", n_overrelax, low=0)
         self.subgroups = tuple(combinations(range(action.N), 2))  # (i, j), i < j
 
     def __repr__(self) -> str:
@@ -309,19 +311,31 @@ class SUNHeatbath:
                 "SUNHeatbath.init needs starting links of shape (B, 2, L0, L1, N, N), e.g. "
                 "haar((B, 2, L, L), N) for a hot start; it cannot draw a first configuration"
             )
+        self._check_links(U)
+        checks.random_generator("generator", generator, U.device)
+        with torch.no_grad():
+            U = U.detach()
+            return SUNHeatbathState(x=U, S=self.action(U))
+
+    def _check_links(self, U: torch.Tensor) -> None:
+        checks.tensor("U", U, complex_only=True, finite=False)  # NaN: check_special_unitary
         N = check_sun_links(U)
         if N != self.action.N:
             raise ValueError(f"the action is for SU({self.action.N}) but the links are {N}x{N}")
+        if U.shape[0] == 0:
+            raise ValueError(f"U has an empty batch, shape {tuple(U.shape)}")
         L0, L1 = U.shape[2:4]
         if L0 % 2 or L1 % 2:
             raise ValueError(
                 f"the SU(N) heatbath needs even extents L0, L1 (links of one direction and "
-                f"parity must not share a plaquette), got {(L0, L1)}"
+                f"parity must not share a plaquette), got U with extents {(L0, L1)}"
             )
         check_special_unitary(U)
+
+    def _start(self, x: torch.Tensor) -> SUNHeatbathState:
+        """:meth:`init` without its checks, for fields that come from another chain."""
         with torch.no_grad():
-            U = U.detach()
-            return SUNHeatbathState(x=U, S=self.action(U))
+            return SUNHeatbathState(x=x.detach(), S=self.action(x.detach()))
 
     def _sweep(self, U: torch.Tensor, rotation, reverse: bool = False) -> torch.Tensor:
         _even_extents(U.shape[2:4])
@@ -349,7 +363,15 @@ class SUNHeatbath:
         On a CPU every factor gets a draw; elsewhere the sweep never synchronises with the
         host, and a factor whose 16 candidates were all rejected (probability <= 4e-9) stays
         ``R = 1``, which leaves ``exp(-S)`` exactly invariant as well (module doc).
+
+        Raises:
+            TypeError, ValueError: for links :meth:`init` refuses, a bad ``generator``.
         """
+        self._check_links(U)
+        checks.random_generator("generator", generator, U.device)
+        return self._heatbath_sweep(U, generator)
+
+    def _heatbath_sweep(self, U: torch.Tensor, generator: torch.Generator | None):
         two_beta_over_n = 2 * self.action.beta / self.action.N
 
         def rotation(c, d):
@@ -371,8 +393,16 @@ class SUNHeatbath:
 
         Each subgroup reflection is an involution; a whole sweep is undone by the sweep with
         ``reverse=True`` (groups and subgroups in the opposite order).
-        """
 
+        Raises:
+            TypeError, ValueError: for links :meth:`init` refuses, a non-bool ``reverse``.
+        """
+        self._check_links(U)
+        if not isinstance(reverse, bool):
+            raise checks.ArgumentKindError(f"reverse must be a bool, got {reverse!r:.80}")
+        return self._overrelax_sweep(U, reverse)
+
+    def _overrelax_sweep(self, U: torch.Tensor, reverse: bool = False) -> torch.Tensor:
         def rotation(c, d):
             _, c_hat, d_hat = _normalise(c, d)
             # (V†)² with V† = [[c*, -d], [d*, c]]
@@ -385,9 +415,9 @@ class SUNHeatbath:
         self, state: SUNHeatbathState, generator: torch.Generator | None = None
     ) -> tuple[SUNHeatbathState, SUNHeatbathInfo]:
         """One heatbath sweep, then ``n_overrelax`` overrelaxation sweeps."""
-        U = self.heatbath_sweep(state.x, generator)
+        U = self._heatbath_sweep(state.x, generator)
         for _ in range(self.n_overrelax):
-            U = self.overrelax_sweep(U)
+            U = self._overrelax_sweep(U)
         with torch.no_grad():
             if U.dtype == torch.complex64:
                 U = project_sun(U)  # the drift of single-precision products (module doc)

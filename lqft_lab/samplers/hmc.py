@@ -10,15 +10,15 @@ which is what makes the Metropolis test with ``exp(-ΔH)`` exact.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
+from .. import checks
 from ..actions.base import autograd_force
 from ..lattice import check_field
-from .base import FieldState, metropolis_accept
+from .base import FieldState, _accept, initial_action
 
 __all__ = ["leapfrog", "omelyan", "OMELYAN_LAMBDA", "HMCState", "HMCInfo", "HMC"]
 
@@ -40,22 +40,37 @@ def _drift(x: torch.Tensor, p: torch.Tensor, eps) -> torch.Tensor:
     return x + eps * p
 
 
-def _check_integrator_args(step_size: float, n_steps: int) -> None:
-    if not (isinstance(step_size, (int, float)) and math.isfinite(step_size) and step_size > 0):
-        raise ValueError(f"step_size must be a positive finite number, got {step_size!r}")
-    if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
-        raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}")
+def _check_integrator_args(step_size: float, n_steps: int) -> tuple[float, int]:
+    """``(step_size, n_steps)`` as a positive finite float and an integer ``>= 1``."""
+    return checks.positive("step_size", step_size), checks.integer("n_steps", n_steps, low=1)
 
 
 def _check_trajectory_options(
     step_size: float, n_steps: int, integrator: str, jitter: float, integrators: dict
-) -> None:
-    """The checks every HMC variant makes of its constructor's arguments."""
-    _check_integrator_args(step_size, n_steps)
-    if not (isinstance(jitter, (int, float)) and 0 <= jitter < 1):
-        raise ValueError(f"jitter must be a number in [0, 1), got {jitter!r}")
-    if integrator not in integrators:
-        raise ValueError(f"integrator must be one of {sorted(integrators)}, got {integrator!r}")
+) -> tuple[float, int, str, float]:
+    """The checks every HMC variant makes of its constructor's arguments; returns them
+    converted, ``(step_size, n_steps, integrator, jitter)``."""
+    step_size, n_steps = _check_integrator_args(step_size, n_steps)
+    jitter = checks.real("jitter", jitter, low=0, high=1, high_open=True)
+    integrator = checks.choice("integrator", integrator, sorted(integrators))
+    return step_size, n_steps, integrator, jitter
+
+
+def _check_force_fn(force_fn) -> None:
+    if not callable(force_fn):
+        raise checks.ArgumentKindError(
+            f"force_fn must be a callable x -> F(x), got {type(force_fn).__name__}"
+        )
+
+
+def _check_trajectory_end(x: torch.Tensor, p: torch.Tensor, step_size: float, n_steps: int):
+    """The public integrators' last check: a diverged trajectory is an error, not a result."""
+    if not (bool(torch.isfinite(x).all()) and bool(torch.isfinite(p).all())):
+        raise ValueError(
+            f"the trajectory diverged (non-finite positions or momenta after n_steps={n_steps} "
+            f"steps of step_size={step_size}); use a smaller step_size"
+        )
+    return x, p
 
 
 def leapfrog(
@@ -75,9 +90,24 @@ def leapfrog(
 
     Returns:
         ``(x, p)`` at time ``n_steps · ε``.
+
+    Raises:
+        TypeError: for ``x``/``p`` that are not tensors, a ``force_fn`` that is not callable,
+            a non-number ``step_size`` or non-integer ``n_steps``.
+        ValueError: for non-finite, half-precision or differently shaped ``x``/``p``,
+            ``step_size <= 0``, ``n_steps < 1``, or a trajectory that diverges.
     """
-    _check_integrator_args(step_size, n_steps)
-    return _leapfrog(x, p, force_fn, step_size, n_steps)
+    step_size, n_steps = _check_integrator_inputs(x, p, force_fn, step_size, n_steps)
+    x, p = _leapfrog(x, p, force_fn, step_size, n_steps)
+    return _check_trajectory_end(x, p, step_size, n_steps)
+
+
+def _check_integrator_inputs(x, p, force_fn, step_size, n_steps) -> tuple[float, int]:
+    """The public real-field integrators' input checks; returns ``(step_size, n_steps)``."""
+    checks.tensor("x", x)
+    checks.tensor("p", p, shape=tuple(x.shape), dtype=x.dtype, device=x.device)
+    _check_force_fn(force_fn)
+    return _check_integrator_args(step_size, n_steps)
 
 
 def _leapfrog(x, p, force_fn, eps, n_steps):
@@ -101,14 +131,15 @@ def omelyan(
     so a trajectory costs ``2 n_steps + 1`` force evaluations. The energy error is ``O(ε²)``
     with a much smaller coefficient than leapfrog's at equal ``ε`` (tested).
 
-    Args and returns as for :func:`leapfrog`.
+    Args, returns and raises as for :func:`leapfrog`.
 
     References:
         I. P. Omelyan, I. M. Mryglod, R. Folk, Comput. Phys. Commun. 151 (2003) 272;
         T. Takaishi, Ph. de Forcrand, Phys. Rev. E 73 (2006) 036706, hep-lat/0505020.
     """
-    _check_integrator_args(step_size, n_steps)
-    return _omelyan(x, p, force_fn, step_size, n_steps)
+    step_size, n_steps = _check_integrator_inputs(x, p, force_fn, step_size, n_steps)
+    x, p = _omelyan(x, p, force_fn, step_size, n_steps)
+    return _check_trajectory_end(x, p, step_size, n_steps)
 
 
 def _omelyan(x, p, force_fn, eps, n_steps):
@@ -164,7 +195,18 @@ class HMC:
         >>> hmc = HMC(Phi4Action(m2=1.0, lam=0.0), step_size=0.1, n_steps=10)
         >>> state = hmc.init(torch.zeros(16, 8, 8))
         >>> state, info = hmc.step(state, generator=torch.Generator().manual_seed(0))
+
+    Raises:
+        TypeError: for an ``action`` that is not callable, a non-number ``step_size`` or
+            ``jitter``, a non-integer ``n_steps``.
+        ValueError: for ``step_size <= 0`` or not finite, ``n_steps < 1``, ``jitter`` outside
+            ``[0, 1)``, an unknown ``integrator``; at :meth:`init`, for fields that are not
+            finite float32/float64 ``(B, *lattice)``, that the action refuses, or whose
+            action is not finite.
     """
+
+    #: The state :meth:`step` continues from (what :func:`run_chain` accepts as ``x0``).
+    State = HMCState
 
     def __init__(
         self,
@@ -174,12 +216,18 @@ class HMC:
         integrator: str = "leapfrog",
         jitter: float = 0.0,
     ):
-        _check_trajectory_options(step_size, n_steps, integrator, jitter, _INTEGRATORS)
+        if not callable(action):
+            raise checks.ArgumentKindError(
+                f"action must be a callable S(x) -> (B,), got {type(action).__name__}"
+            )
+        step_size, n_steps, integrator, jitter = _check_trajectory_options(
+            step_size, n_steps, integrator, jitter, _INTEGRATORS
+        )
         self.action = action
-        self.step_size = float(step_size)
+        self.step_size = step_size
         self.n_steps = n_steps
         self.integrator = integrator
-        self.jitter = float(jitter)
+        self.jitter = jitter
         self._integrate = _INTEGRATORS[integrator]
 
     def __repr__(self) -> str:
@@ -195,8 +243,20 @@ class HMC:
         return autograd_force(self.action, x)
 
     def init(self, x: torch.Tensor, generator: torch.Generator | None = None) -> HMCState:
-        """Start every chain at the given fields ``(B, *lattice)`` (``generator`` is unused)."""
-        check_field(x, name="x")
+        """Start every chain at the given fields ``(B, *lattice)`` (``generator`` is unused).
+
+        Raises:
+            TypeError: if ``x`` is not a tensor.
+            ValueError: for fields that are not float32/float64 ``(B, *lattice)``, hold NaN
+                or ``inf``, are refused by the action or have a non-finite action.
+        """
+        check_field(x, name="x", finite=True)
+        checks.random_generator("generator", generator, x.device)
+        x = x.detach()
+        return HMCState(x=x, S=initial_action(self.action, x, "x"))
+
+    def _start(self, x: torch.Tensor) -> HMCState:
+        """:meth:`init` without its checks, for fields that come from another chain."""
         with torch.no_grad():
             return HMCState(x=x.detach(), S=self.action(x.detach()))
 
@@ -221,7 +281,7 @@ class HMC:
             S1 = self.action(x1)
             H1 = 0.5 * p1.pow(2).flatten(1).sum(dim=1) + S1
             delta_H = H1 - H0
-            accepted = metropolis_accept(-delta_H, generator)
+            accepted = _accept(-delta_H, generator)
             keep = accepted.view(-1, *([1] * (x0.dim() - 1)))  # (B, 1, ..., 1)
             new = HMCState(x=torch.where(keep, x1, x0), S=torch.where(accepted, S1, state.S))
             accept_prob = torch.exp(torch.clamp(-delta_H, max=0.0)).nan_to_num(nan=0.0)

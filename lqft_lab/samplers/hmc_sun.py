@@ -43,9 +43,17 @@ from collections.abc import Callable
 
 import torch
 
+from .. import checks
 from ..groups.sun import check_matrices, check_special_unitary, expm, project_sun, random_algebra
-from .base import FieldState, metropolis_accept
-from .hmc import OMELYAN_LAMBDA, HMCInfo, _check_integrator_args, _check_trajectory_options
+from .base import FieldState, _accept, initial_action
+from .hmc import (
+    OMELYAN_LAMBDA,
+    HMCInfo,
+    _check_force_fn,
+    _check_integrator_args,
+    _check_trajectory_end,
+    _check_trajectory_options,
+)
 
 __all__ = [
     "sun_kinetic_energy",
@@ -64,7 +72,30 @@ def sun_kinetic_energy(X: torch.Tensor) -> torch.Tensor:
 
     For anti-Hermitian ``X``, ``-tr X² = Σ_ij |X_ij|²``; that form is used (no matrix product,
     and real by construction).
+
+    Raises:
+        TypeError: if ``X`` is not a tensor.
+        ValueError: for ``X`` that is not complex64/complex128 ``(B, ..., N, N)`` or holds
+            NaN or ``inf``.
     """
+    _check_momenta(X)
+    return _kinetic_energy(X)
+
+
+def _check_momenta(X: torch.Tensor, like: torch.Tensor | None = None) -> None:
+    checks.tensor("X", X, complex_only=True)
+    check_matrices(X, "X")
+    if X.dim() < 3 or X.shape[0] == 0:
+        raise ValueError(
+            f"X must have a non-empty batch axis, shape (B, ..., N, N), got {tuple(X.shape)}"
+        )
+    if like is not None:
+        checks.tensor(
+            "X", X, complex_only=True, shape=tuple(like.shape), dtype=like.dtype, device=like.device
+        )
+
+
+def _kinetic_energy(X: torch.Tensor) -> torch.Tensor:
     return X.abs().pow(2).flatten(1).sum(dim=1)
 
 
@@ -96,9 +127,30 @@ def sun_leapfrog(
 
     Returns:
         ``(U, X)`` at time ``n_steps · ε``.
+
+    Raises:
+        TypeError: for ``U``/``X`` that are not tensors, a ``force_fn`` that is not callable,
+            a non-number ``step_size`` or non-integer ``n_steps``.
+        ValueError: for links that are not complex ``(B, ..., N, N)`` in SU(N), momenta of
+            another shape or with NaN/``inf``, ``step_size <= 0``, ``n_steps < 1``, or a
+            trajectory that diverges.
     """
-    _check_integrator_args(step_size, n_steps)
-    return _leapfrog(U, X, force_fn, step_size, n_steps)
+    step_size, n_steps = _check_sun_integrator_inputs(U, X, force_fn, step_size, n_steps)
+    U, X = _leapfrog(U, X, force_fn, step_size, n_steps)
+    return _check_trajectory_end(U, X, step_size, n_steps)
+
+
+def _check_sun_integrator_inputs(U, X, force_fn, step_size, n_steps) -> tuple[float, int]:
+    checks.tensor("U", U, complex_only=True, finite=False)  # NaN: the SU(N) check says it
+    check_matrices(U, "U")
+    if U.dim() < 3 or U.shape[0] == 0:
+        raise ValueError(
+            f"U must have a non-empty batch axis, shape (B, ..., N, N), got {tuple(U.shape)}"
+        )
+    check_special_unitary(U)
+    _check_momenta(X, like=U)
+    _check_force_fn(force_fn)
+    return _check_integrator_args(step_size, n_steps)
 
 
 def _leapfrog(U, X, force_fn, eps, n_steps):
@@ -122,14 +174,15 @@ def sun_omelyan(
     merged, so a trajectory costs ``2 n_steps + 1`` forces and ``2 n_steps`` exponentials.
     The energy error is ``O(ε²)`` with a much smaller coefficient than leapfrog's.
 
-    Args and returns as for :func:`sun_leapfrog`.
+    Args, returns and raises as for :func:`sun_leapfrog`.
 
     References:
         I. P. Omelyan, I. M. Mryglod, R. Folk, Comput. Phys. Commun. 151 (2003) 272;
         T. Takaishi, Ph. de Forcrand, Phys. Rev. E 73 (2006) 036706, hep-lat/0505020.
     """
-    _check_integrator_args(step_size, n_steps)
-    return _omelyan(U, X, force_fn, step_size, n_steps)
+    step_size, n_steps = _check_sun_integrator_inputs(U, X, force_fn, step_size, n_steps)
+    U, X = _omelyan(U, X, force_fn, step_size, n_steps)
+    return _check_trajectory_end(U, X, step_size, n_steps)
 
 
 def _omelyan(U, X, force_fn, eps, n_steps):
@@ -173,14 +226,20 @@ class SUNHMC:
         >>> state, info = hmc.step(state, generator=torch.Generator().manual_seed(1))
 
     Raises:
-        TypeError: for an action without ``force`` or ``N``.
-        ValueError: for bad integrator parameters; at :meth:`init` for links that are not
-            complex ``(B, ..., N, N)`` matrices of the action's ``N`` in SU(N).
+        TypeError: for an action without ``force`` or ``N``; a non-number ``step_size`` or
+            ``jitter``, a non-integer ``n_steps``.
+        ValueError: for bad integrator parameters (``step_size <= 0`` or not finite,
+            ``n_steps < 1``, ``jitter`` outside ``[0, 1)``, an unknown ``integrator``); at
+            :meth:`init` for links that are not complex ``(B, ..., N, N)`` matrices of the
+            action's ``N`` in SU(N) (NaN and ``inf`` included), or half precision.
 
     References:
         S. Duane et al., Phys. Lett. B 195 (1987) 216; T. Takaishi, Ph. de Forcrand,
         hep-lat/0505020.
     """
+
+    #: The state :meth:`step` continues from (what :func:`run_chain` accepts as ``x0``).
+    State = SUNHMCState
 
     def __init__(
         self,
@@ -196,12 +255,14 @@ class SUNHMC:
                 f"SUNHMC needs an SU(N) action with a force and an integer N (e.g. "
                 f"SUNWilsonAction), got {type(action).__name__}"
             )
-        _check_trajectory_options(step_size, n_steps, integrator, jitter, _INTEGRATORS)
+        step_size, n_steps, integrator, jitter = _check_trajectory_options(
+            step_size, n_steps, integrator, jitter, _INTEGRATORS
+        )
         self.action = action
-        self.step_size = float(step_size)
+        self.step_size = step_size
         self.n_steps = n_steps
         self.integrator = integrator
-        self.jitter = float(jitter)
+        self.jitter = jitter
         self._integrate = _INTEGRATORS[integrator]
 
     def __repr__(self) -> str:
@@ -222,17 +283,23 @@ class SUNHMC:
         """
         if U is None:
             raise ValueError("SUNHMC.init needs starting links (B, ..., N, N), e.g. from haar")
+        checks.tensor("U", U, complex_only=True, finite=False)  # NaN: check_special_unitary
         N = check_matrices(U, "U")
-        if U.dim() < 3:
+        if U.dim() < 3 or U.shape[0] == 0:
             raise ValueError(
-                f"U must have a batch axis, shape (B, ..., N, N), got {tuple(U.shape)}"
+                f"U must have a non-empty batch axis, shape (B, ..., N, N), got {tuple(U.shape)}"
             )
         if N != self.action.N:
             raise ValueError(f"the action is for SU({self.action.N}) but the links are {N}x{N}")
         check_special_unitary(U)
+        checks.random_generator("generator", generator, U.device)
+        U = U.detach()
+        return SUNHMCState(x=U, S=initial_action(self.action, U, "U"))
+
+    def _start(self, x: torch.Tensor) -> SUNHMCState:
+        """:meth:`init` without its checks, for fields that come from another chain."""
         with torch.no_grad():
-            U = U.detach()
-            return SUNHMCState(x=U, S=self.action(U))
+            return SUNHMCState(x=x.detach(), S=self.action(x.detach()))
 
     def step(
         self, state: SUNHMCState, generator: torch.Generator | None = None
@@ -251,13 +318,13 @@ class SUNHMC:
             )
             eps = eps * (1 + self.jitter * (2 * u - 1))
         with torch.no_grad():
-            H0 = sun_kinetic_energy(X0) + state.S
+            H0 = _kinetic_energy(X0) + state.S
             U1, X1 = self._integrate(U0, X0, self.force, eps, self.n_steps)
             if U1.dtype == torch.complex64:
                 U1 = project_sun(U1)  # the drift of matrix_exp (module docstring)
             S1 = self.action(U1)
-            delta_H = sun_kinetic_energy(X1) + S1 - H0
-            accepted = metropolis_accept(-delta_H, generator)
+            delta_H = _kinetic_energy(X1) + S1 - H0
+            accepted = _accept(-delta_H, generator)
             keep = accepted.view(-1, *ones)  # (B, 1, ..., 1)
             new = SUNHMCState(x=torch.where(keep, U1, U0), S=torch.where(accepted, S1, state.S))
             accept_prob = torch.exp(torch.clamp(-delta_H, max=0.0)).nan_to_num(nan=0.0)

@@ -9,13 +9,13 @@ detailed balance on its own, so the sweep leaves ``exp(-S)`` invariant.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
+from .. import checks
 from ..lattice import check_field, checkerboard
-from .base import FieldState, metropolis_accept
+from .base import FieldState, _accept, initial_action
 
 __all__ = ["LocalMetropolisState", "LocalMetropolisInfo", "LocalMetropolis"]
 
@@ -51,22 +51,29 @@ class LocalMetropolis:
         >>> state, info = sampler.step(state)
 
     Raises:
-        ValueError: at :meth:`init` for odd lattice extents (no consistent checkerboard).
+        TypeError: for a non-number ``delta`` or a non-integer ``n_hits``.
+        ValueError: for an action without ``local_action`` and ``neighbour_sum``,
+            ``delta <= 0`` or not finite, ``n_hits < 1``; at :meth:`init` for odd lattice
+            extents (no consistent checkerboard), fields that are not finite float32/float64
+            ``(B, *lattice)``, or whose action the action refuses or finds non-finite.
     """
 
+    #: The state :meth:`step` continues from (what :func:`run_chain` accepts as ``x0``).
+    State = LocalMetropolisState
+
     def __init__(self, action, delta: float = 1.0, n_hits: int = 1):
-        if not (hasattr(action, "local_action") and hasattr(action, "neighbour_sum")):
+        if not (
+            callable(action)
+            and hasattr(action, "local_action")
+            and hasattr(action, "neighbour_sum")
+        ):
             raise ValueError(
                 f"local Metropolis needs an action with local_action and neighbour_sum, "
                 f"got {type(action).__name__}"
             )
-        if not (isinstance(delta, (int, float)) and math.isfinite(delta) and delta > 0):
-            raise ValueError(f"delta must be a positive finite number, got {delta!r}")
-        if isinstance(n_hits, bool) or not isinstance(n_hits, int) or n_hits < 1:
-            raise ValueError(f"n_hits must be an integer >= 1, got {n_hits!r}")
         self.action = action
-        self.delta = float(delta)
-        self.n_hits = n_hits
+        self.delta = checks.positive("delta", delta)
+        self.n_hits = checks.integer("n_hits", n_hits, low=1)
         self._mask_cache: dict = {}
 
     def __repr__(self) -> str:
@@ -84,9 +91,25 @@ class LocalMetropolis:
     def init(
         self, x: torch.Tensor, generator: torch.Generator | None = None
     ) -> LocalMetropolisState:
-        """Start every chain at the given fields ``(B, *lattice)`` (``generator`` is unused)."""
-        check_field(x, name="x")
-        self._masks(x)
+        """Start every chain at the given fields ``(B, *lattice)`` (``generator`` is unused).
+
+        Raises:
+            TypeError: if ``x`` is not a tensor.
+            ValueError: for fields that are not float32/float64 ``(B, *lattice)``, hold NaN
+                or ``inf``, have odd extents, are refused by the action or have a non-finite
+                action.
+        """
+        check_field(x, name="x", finite=True)
+        checks.random_generator("generator", generator, x.device)
+        try:
+            self._masks(x)
+        except ValueError as err:  # odd extents: say which argument has them
+            raise ValueError(f"x of shape {tuple(x.shape)}: {err}") from None
+        x = x.detach()
+        return LocalMetropolisState(x=x, S=initial_action(self.action, x, "x"))
+
+    def _start(self, x: torch.Tensor) -> LocalMetropolisState:
+        """:meth:`init` without its checks, for fields that come from another chain."""
         with torch.no_grad():
             return LocalMetropolisState(x=x.detach(), S=self.action(x.detach()))
 
@@ -108,7 +131,7 @@ class LocalMetropolis:
                     dS = self.action.local_action(proposal, nbr, dim) - self.action.local_action(
                         phi, nbr, dim
                     )
-                    accepted = metropolis_accept(-dS, generator) & mask
+                    accepted = _accept(-dS, generator) & mask
                     phi = torch.where(accepted, proposal, phi)
                     n_accepted = n_accepted + accepted.flatten(1).sum(dim=1)
             new = LocalMetropolisState(x=phi, S=self.action(phi))

@@ -33,9 +33,10 @@ from collections.abc import Sequence
 
 import torch
 
+from .. import checks
 from ..actions.u1 import random_gauge_transform, wrap_angle
 from ..exact.u1 import _u1_validate_shape
-from .chain import _check_int
+from ..lattice import check_field, lattice_shape
 from .heatbath import sample_von_mises
 
 __all__ = ["sample_u1_exact", "u1_links_from_plaquettes"]
@@ -59,15 +60,20 @@ def u1_links_from_plaquettes(
 
     Returns:
         Link angles ``(B, 2, L0, L1)`` in ``[-π, π)``.
+
+    Raises:
+        TypeError: if ``plaquettes`` or ``polyakov`` is not a tensor.
+        ValueError: for ``plaquettes`` that are not finite float32/float64 ``(B, L0, L1)``
+            with extents >= 2, or ``polyakov`` that is not finite ``(B, 2)`` of the same dtype
+            and device.
     """
-    if not isinstance(plaquettes, torch.Tensor) or plaquettes.dim() != 3:
-        got = tuple(plaquettes.shape) if isinstance(plaquettes, torch.Tensor) else plaquettes
-        raise ValueError(f"plaquettes must be a tensor of shape (B, L0, L1), got {got!r}")
+    check_field(plaquettes, ndim=2, name="plaquettes", finite=True)
     B, L0, L1 = plaquettes.shape
     if polyakov is None:
         polyakov = plaquettes.new_zeros(B, 2)
-    if tuple(polyakov.shape) != (B, 2):
-        raise ValueError(f"polyakov must have shape {(B, 2)}, got {tuple(polyakov.shape)}")
+    checks.tensor(
+        "polyakov", polyakov, shape=(B, 2), dtype=plaquettes.dtype, device=plaquettes.device
+    )
     theta = plaquettes.new_zeros(B, 2, L0, L1)
     first_row = plaquettes.new_zeros(B, L1)
     first_row[:, -1] = polyakov[:, 1]  # θ_1(0, x_1)
@@ -104,11 +110,24 @@ def sample_u1_exact(
     Example:
         >>> theta = sample_u1_exact(1024, 8, 2.0)
         >>> torch.cos(plaquette_angles(theta)).mean()   # exact: u1_plaquette(2.0, 8) = 0.698
+
+    Raises:
+        TypeError: for a non-integer ``batch_size`` or extent, a non-number ``beta``, a
+            ``dtype`` that is not a ``torch.dtype``, a bad ``device`` or ``generator`` type.
+        ValueError: for ``batch_size < 1``, extents below 2 or more than two of them,
+            ``beta < 0`` or not finite, a ``dtype`` other than float32/float64 (integer angles
+            would be truncated; half precision is refused everywhere), a device that is not
+            here, a generator on another device.
     """
-    _check_int("batch_size", batch_size, 1)
-    beta, shape = _u1_validate_shape(beta, L)  # the checks of lqft_lab.exact's U(1) results
+    batch_size = checks.integer("batch_size", batch_size, low=1)
+    shape = lattice_shape(L, dim=2, name="L")
+    if len(shape) != 2:
+        raise ValueError(f"L must be one extent or two, (L0, L1): a 2D lattice, got {shape}")
+    beta, shape = _u1_validate_shape(beta, shape)  # the checks of lqft_lab.exact's U(1) results
+    dtype = checks.field_dtype("dtype", dtype)
+    device = checks.torch_device("device", device) if device is not None else torch.device("cpu")
+    checks.random_generator("generator", generator, device)
     V = shape[0] * shape[1]
-    device = torch.device(device) if device is not None else torch.device("cpu")
     f64 = dict(dtype=torch.float64, device=device)
     plaquettes = torch.empty(batch_size, V, **f64)
     pending = torch.arange(batch_size, device=device)

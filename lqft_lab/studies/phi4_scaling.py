@@ -34,6 +34,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from .. import checks
 from ..actions import Phi4Action
 from ..analysis import GammaResult, PowerLawFit, fit_power_law
 from ..exact import lattice_momentum_squared
@@ -41,6 +42,7 @@ from ..flows import SpectralNormalPrior, transfer_real_nvp
 from ..observables import estimate, phi4_chain_observables, pole_mass, timeslice_observables
 from ..samplers import HMC, FlowMetropolis, LocalMetropolis, run_chain
 from ..train import TrainConfig, Trainer, evaluate
+from . import _checks
 
 __all__ = [
     "Ensemble",
@@ -62,11 +64,20 @@ __all__ = [
 ]
 
 ALGORITHMS = ("flow", "hmc", "local")
+#: what :func:`fit_dynamical_exponent` and :func:`cost_fit` can fit: the Γ-method results
+OBSERVABLES = ("chi2", "E", "mp")
 
 
 @dataclass(frozen=True)
 class Ensemble:
-    """A φ⁴ ensemble with its published ``m_p L`` (arXiv:1904.12072, Table I)."""
+    """A φ⁴ ensemble with its published ``m_p L`` (arXiv:1904.12072, Table I).
+
+    ``mpL`` and ``mpL_error`` may be NaN for an ensemble without a published value.
+
+    Raises:
+        TypeError, ValueError: for an empty name, ``L`` not an integer >= 2, non-finite
+            couplings, ``lam < 0``, or a negative or infinite ``m_p L`` or error.
+    """
 
     name: str
     L: int
@@ -74,6 +85,17 @@ class Ensemble:
     lam: float
     mpL: float
     mpL_error: float
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise TypeError(f"name must be a non-empty string, got {self.name!r}")
+        checks.integer("L", self.L, low=2)
+        checks.real("m2", self.m2)
+        checks.real("lam", self.lam, low=0)
+        for name in ("mpL", "mpL_error"):
+            value = getattr(self, name)
+            if not (isinstance(value, float) and math.isnan(value)):  # NaN: not published
+                checks.real(name, value, low=0)
 
     @property
     def action(self) -> Phi4Action:
@@ -143,17 +165,24 @@ def study_sizes(
         ``(size, names)``: a copy of ``SIZES[mode]`` and the list of ensemble names.
 
     Raises:
-        ValueError: with a sentence naming the bad argument.
+        TypeError, ValueError: with a sentence naming the bad argument.
     """
-    if mode not in SIZES:
+    if not isinstance(mode, str) or mode not in SIZES:
         raise ValueError(f"mode must be 'fast' or 'full', got {mode!r}")
     size = dict(SIZES[mode])
+    if isinstance(ensembles, str):
+        raise TypeError(
+            f"ensembles must be a list of names such as ['E1', 'E2'], got {ensembles!r}"
+        )
     names = list(size["ensembles"] if ensembles is None else ensembles)
-    unknown = [n for n in names if n not in ENSEMBLES]
-    if unknown or len(names) < 2:
-        raise ValueError(f"choose at least two of {list(ENSEMBLES)} as ensembles, got {names}")
-    if not 0 < target_acceptance < 1:
-        raise ValueError(f"target_acceptance must be in (0, 1), got {target_acceptance}")
+    unknown = [n for n in names if not isinstance(n, str) or n not in ENSEMBLES]
+    if unknown or len(set(names)) < 2 or len(set(names)) != len(names):
+        raise ValueError(
+            f"choose at least two different ones of {list(ENSEMBLES)} as ensembles, got {names}"
+        )
+    checks.real(
+        "target_acceptance", target_acceptance, low=0, high=1, low_open=True, high_open=True
+    )
     return size, names
 
 
@@ -184,6 +213,14 @@ class AlgorithmRun:
     seconds: float
     thermalize: int = 0
 
+    def __post_init__(self):
+        checks.choice("algorithm", self.algorithm, ALGORITHMS)
+        _checks.instance("ensemble", self.ensemble, Ensemble)
+        checks.integer("n_steps", self.n_steps, low=1)
+        checks.integer("n_chains", self.n_chains, low=1)
+        checks.integer("thermalize", self.thermalize, low=0)
+        checks.real("seconds", self.seconds, low=0)
+
     @property
     def mpL_pull(self) -> float:
         """``m_p L`` against the published value, in σ of both errors combined."""
@@ -211,7 +248,25 @@ def make_sampler(
     local: tuple[float, int] = (1.0, 1),
     prefetch: int = 1,
 ):
-    """The sampler that :func:`run_algorithm` runs for ``algorithm`` (arguments as there)."""
+    """The sampler that :func:`run_algorithm` runs for ``algorithm`` (arguments as there).
+
+    Raises:
+        TypeError, ValueError: for an unknown algorithm, a missing model, ``n_chains`` or
+            ``prefetch`` not a positive integer, ``hmc`` not ``(step_size > 0, n_leapfrog >=
+            1)``, ``local`` not ``(delta > 0, n_hits >= 1)``.
+    """
+    if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
+        raise ValueError(f"unknown algorithm {algorithm!r}; choose from {ALGORITHMS}")
+    n_chains = checks.integer("n_chains", n_chains, low=1)
+    prefetch = checks.integer("prefetch", prefetch, low=1)
+    for name, pair in (("hmc", hmc), ("local", local)):
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise TypeError(f"{name} must be a pair (step size, count), got {pair!r}")
+    hmc = (checks.positive("hmc step_size", hmc[0]), checks.integer("hmc n_steps", hmc[1], low=1))
+    local = (
+        checks.positive("local delta", local[0]),
+        checks.integer("local n_hits", local[1], low=1),
+    )
     if algorithm == "flow":
         if model is None:
             raise ValueError("the flow algorithm needs a model")
@@ -266,15 +321,31 @@ def run_algorithm(
             (:class:`~lqft_lab.samplers.FlowMetropolis`); the same chain law, faster on a
             GPU. Not used by the other algorithms.
         progress: show a progress bar.
+
+    Raises:
+        TypeError, ValueError: naming the argument, for everything :func:`make_sampler`
+            refuses, ``n_steps`` or ``n_chains`` not an integer >= 2, a negative
+            ``thermalize``, a bad seed or device, or a flow built for another lattice.
     """
     if not isinstance(ensemble, Ensemble):
         raise TypeError(f"ensemble must be an Ensemble, got {type(ensemble).__name__}")
     for name, value in (("n_steps", n_steps), ("n_chains", n_chains)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 2:
             raise ValueError(f"{name} must be an integer >= 2, got {value!r}")
+    if thermalize is not None:
+        thermalize = checks.integer("thermalize", thermalize, low=0)
+    seed = _checks.seed("seed", seed)
+    device = _checks.device("device", device)
+    _checks.flag("progress", progress)
     thermalize = n_steps // 10 if thermalize is None else thermalize
     action = ensemble.action
     sampler = make_sampler(algorithm, action, model, n_chains, hmc, local, prefetch)
+    lattice = getattr(model, "lattice_shape", None) if algorithm == "flow" else None
+    if lattice is not None and tuple(lattice)[-2:] != ensemble.lattice:
+        raise ValueError(
+            f"model samples a {tuple(lattice)[-2:]} lattice but ensemble {ensemble.name} is "
+            f"{ensemble.lattice}"
+        )
     generator = torch.Generator(device=device).manual_seed(seed)
     x0 = None if algorithm == "flow" else torch.zeros(n_chains, *ensemble.lattice, device=device)
     observables = {**phi4_chain_observables(("M", "M2", "nn")), **timeslice_observables(ensemble.L)}
@@ -314,8 +385,12 @@ def fit_dynamical_exponent(runs, observable: str = "chi2") -> PowerLawFit:
     Args:
         runs: :class:`AlgorithmRun` s of one algorithm on at least two lattice sizes.
         observable: ``"chi2"``, ``"E"`` or ``"mp"``.
+
+    Raises:
+        TypeError, ValueError: for runs that are not :class:`AlgorithmRun` s of one
+            algorithm on two sizes or more, or an unknown observable.
     """
-    runs = list(runs)
+    runs = _runs_of_one_algorithm(runs, observable)
     if len({r.algorithm for r in runs}) > 1:
         raise ValueError("fit one algorithm at a time")
     results = [getattr(r, observable) for r in runs]
@@ -326,12 +401,35 @@ def fit_dynamical_exponent(runs, observable: str = "chi2") -> PowerLawFit:
     )
 
 
+def _runs_of_one_algorithm(runs, observable: str) -> list[AlgorithmRun]:
+    """Check the arguments of a fit across ensembles; return the runs as a list."""
+    checks.choice("observable", observable, OBSERVABLES)
+    if isinstance(runs, (str, bytes)):
+        raise TypeError(f"runs must be a sequence of AlgorithmRun, got {runs!r}")
+    try:
+        runs = list(runs)
+    except TypeError:
+        raise TypeError(f"runs must be a sequence of AlgorithmRun, got {runs!r}") from None
+    for i, r in enumerate(runs):
+        _checks.instance(f"runs[{i}]", r, AlgorithmRun)
+    if len({r.ensemble.L for r in runs}) < 2:
+        raise ValueError(
+            f"runs must cover at least two lattice sizes for a power law, got "
+            f"{sorted({r.ensemble.L for r in runs})}"
+        )
+    return runs
+
+
 def results_table(runs) -> str:
     """A markdown table of χ₂, E, ``m_p L`` and acceptance, one row per run.
 
     Args:
         runs: ``{(algorithm, ensemble name): AlgorithmRun}``.
+
+    Raises:
+        TypeError, ValueError: when ``runs`` is not such a dict.
     """
+    _checks.mapping("runs", runs, AlgorithmRun)
     rows = [
         "| ensemble | algorithm | χ₂ | E | m_p L | paper m_p L | acceptance |",
         "|---|---|---|---|---|---|---|",
@@ -361,8 +459,13 @@ def cost_fit(
 
     Returns:
         ``(cost, cost_error, fit)``, the fit of ``cost = α L^z``.
+
+    Raises:
+        TypeError, ValueError: as :func:`fit_dynamical_exponent`, and for a ``scale`` that
+            is not a positive finite number.
     """
-    runs = list(runs)
+    runs = _runs_of_one_algorithm(runs, observable)
+    scale = checks.positive("scale", scale)
     cost = np.array([r.cost_per_independent_sample(observable) for r in runs]) * scale
     results = [getattr(r, observable) for r in runs]
     rel = np.array([g.tau_int_error / g.tau_int for g in results])
@@ -375,7 +478,15 @@ def crossing_size(flow: PowerLawFit, other: PowerLawFit) -> float:
     Solves ``α_f L^z_f = α_g L^z_g`` in logarithms (nearly equal exponents would overflow a
     power). Returns ``inf`` when ``other`` grows no faster than ``flow`` or the crossing is
     beyond any float.
+
+    Raises:
+        TypeError, ValueError: unless both are :class:`~lqft_lab.analysis.PowerLawFit` s
+            with a positive finite ``alpha`` and a finite ``z``.
     """
+    for name, fit in (("flow", flow), ("other", other)):
+        _checks.instance(name, fit, PowerLawFit)
+        checks.positive(f"{name}.alpha", fit.alpha)
+        checks.real(f"{name}.z", fit.z)
     if other.z <= flow.z:
         return math.inf
     log_L = math.log(flow.alpha / other.alpha) / (other.z - flow.z)
@@ -408,6 +519,11 @@ class TransferPoint:
     loss_finetuned_err: float = float("nan")
     finetune_steps: int = 0
     finetune_seconds: float = 0.0
+
+    def __post_init__(self):
+        checks.integer("L", self.L, low=2)
+        checks.integer("finetune_steps", self.finetune_steps, low=0)
+        checks.real("finetune_seconds", self.finetune_seconds, low=0)
 
     @property
     def finetune_gain_sigma(self) -> float:
@@ -443,7 +559,30 @@ def volume_transfer(
             :class:`~lqft_lab.train.TrainConfig` but a constant learning rate of 1e-4.
         seed: seeds sampling and fine-tuning.
         progress: progress bars for fine-tuning.
+
+    Raises:
+        TypeError, ValueError: naming the argument: ``model`` not a real NVP flow, ``sizes``
+            not even integers >= 2, ``n_samples < 2``, ``finetune_steps`` not an integer
+            >= 0 (or a dict of them by size), a bad seed.
     """
+    config = getattr(model, "config", None)
+    if not hasattr(config, "L") or not hasattr(model, "parameters"):
+        raise TypeError(
+            f"model must be a real NVP flow from build_real_nvp, got {type(model).__name__}"
+        )
+    sizes = _checks.integers("sizes", sizes, low=2)
+    odd = [L for L in sizes if L % 2]
+    if odd:
+        raise ValueError(f"sizes must be even (checkerboard masks), got {odd}")
+    n_samples = checks.integer("n_samples", n_samples, low=2)
+    if isinstance(finetune_steps, dict):
+        for L, steps in finetune_steps.items():
+            checks.integer("finetune_steps size", L, low=2)
+            checks.integer(f"finetune_steps[{L}]", steps, low=0)
+    else:
+        finetune_steps = checks.integer("finetune_steps", finetune_steps, low=0)
+    seed = _checks.seed("seed", seed)
+    _checks.flag("progress", progress)
     device = next(model.parameters()).device
     L0 = model.config.L
     generator = torch.Generator(device=device).manual_seed(seed)
@@ -489,7 +628,12 @@ def prior_spectrum(model) -> tuple[np.ndarray, np.ndarray] | None:
     Returns:
         ``(p2, variance)``, both ``(V,)`` with ``p2`` ascending; ``None`` for any other
         prior (white noise has variance 1 at every mode).
+
+    Raises:
+        TypeError: for a ``model`` without a ``prior``.
     """
+    if not hasattr(model, "prior"):
+        raise TypeError(f"model must be a flow with a prior, got {type(model).__name__}")
     prior = model.prior
     if not isinstance(prior, SpectralNormalPrior):
         return None
@@ -513,9 +657,31 @@ def scaling_figures(runs, fits, transfer, steps_trained=None) -> dict[str, float
     Returns:
         Name → value. ``z_flow_score`` is below 1 exactly when the flow's ``z(χ₂)`` is
         compatible with zero (``|z| < 2σ`` or ``|z| < 0.3``).
+
+    Raises:
+        TypeError, ValueError: naming the argument, when ``runs`` lacks an algorithm on an
+            ensemble (all of :data:`ALGORITHMS` are needed), ``fits`` a fit, or ``transfer``
+            holds something other than :class:`TransferPoint` s.
     """
+    _checks.mapping("runs", runs, AlgorithmRun)
+    if any(not isinstance(k, tuple) or len(k) != 2 for k in runs):
+        raise ValueError("runs must be keyed by (algorithm, ensemble name)")
     names = list(dict.fromkeys(name for _, name in runs))
     algorithms = list(dict.fromkeys(alg for alg, _ in runs))
+    missing = [(a, n) for a in ALGORITHMS for n in names if (a, n) not in runs]
+    if missing:
+        raise ValueError(f"runs must hold every algorithm on every ensemble; missing {missing}")
+    _checks.mapping("fits", fits, PowerLawFit)
+    unfitted = [(a, o) for a in algorithms for o in ("chi2", "E") if (a, o) not in fits]
+    if unfitted:
+        raise ValueError(f"fits lacks {unfitted}")
+    if isinstance(transfer, (str, bytes)):
+        raise TypeError(f"transfer must be a list of TransferPoint, got {transfer!r}")
+    transfer = list(transfer)
+    for i, point in enumerate(transfer):
+        _checks.instance(f"transfer[{i}]", point, TransferPoint)
+    if steps_trained is not None:
+        _checks.mapping("steps_trained", steps_trained, empty=True)
     out: dict[str, float] = {}
     for name, steps in (steps_trained or {}).items():
         out[f"extra_train_steps_{name}"] = steps

@@ -15,7 +15,10 @@ What every member promises:
   measured on the training batch and are biased high for small batches. A step with a
   non-finite loss or gradient changes nothing and is counted in ``"skipped"``. On a GPU the
   step is captured once as a CUDA graph and replayed (:mod:`~lqft_lab.train.cuda_graph`;
-  ``TrainConfig.cuda_graph`` says when).
+  ``TrainConfig.cuda_graph`` says when). ``TrainConfig.gradient`` (one of
+  :data:`GRADIENTS`) picks the gradient estimator: ``"reparameterization"`` (autograd through
+  flow and action, the default) or ``"score"`` (REINFORCE, arXiv:2308.13294: the action is
+  never differentiated; never graphed).
 * :class:`ChainTrainer` (:mod:`~lqft_lab.train.forward_kl`) is a :class:`Trainer` whose loss
   is the forward KL ``-E_{x~p}[log q(x)]``, on chains of flow-MH and local moves that
   sample ``p`` (arXiv:2105.12603); it logs the same metrics plus ``"chain_acceptance"``.

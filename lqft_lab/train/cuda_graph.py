@@ -7,6 +7,12 @@ draws the random stream the ordinary step would, so the two train alike. A step 
 for the host cannot be captured: it is found in CUDA's sync debug mode (warnings containing
 :data:`SYNC_WARNING`), and the trainer then falls back to ordinary steps with a warning, or
 raises if ``TrainConfig.cuda_graph`` is ``True``.
+
+Only the reparameterization step is captured. The score-function step
+(``TrainConfig(gradient="score")``, :mod:`~lqft_lab.train.score`) reads on the host whether
+its drawn fields are finite before the reverse pass (``FlowModel.log_prob`` refuses
+non-finite fields), so it cannot be: :class:`~lqft_lab.train.TrainConfig` refuses
+``cuda_graph=True`` with it, and the trainer never builds a :class:`GraphedStep` for it.
 """
 
 from __future__ import annotations

@@ -15,9 +15,11 @@ from collections.abc import Callable
 import torch
 
 from ..analysis.ess import ess as _ess
-from ..samplers.flow_mcmc import independence_metropolis
+from ..checks import integer, random_generator, real
+from ..lattice import resolve_device
+from ..samplers.flow_mcmc import _check_local_sampler, independence_metropolis
 from .forward_kl import ChainTrainer
-from .reverse_kl import TrainConfig, Trainer
+from .reverse_kl import TrainConfig, Trainer, _check_model
 
 __all__ = ["evaluate", "train_and_evaluate", "train_to_acceptance"]
 
@@ -30,15 +32,32 @@ def evaluate(model, action, n_samples: int = 4096, batch_size: int = 1024, gener
     from ``n_samples`` new draws, so they are unbiased up to their statistical error: about
     ``1/sqrt(n_samples)`` for the acceptance.
 
+    Args:
+        model: the flow (a module with ``sample(n, generator=...)``).
+        action: ``S(x) -> (B,)``.
+        n_samples: fresh samples drawn, ``>= 2``.
+        batch_size: samples drawn at once, ``>= 1`` (memory, not statistics).
+        generator: a ``torch.Generator`` on the model's device type, or ``None``.
+
     Returns:
         ``{"ess", "acceptance", "loss", "loss_err", "n"}``: ``loss`` is the reverse-KL loss
         ``E_q[log q + S] = KL(q‖p) - log Z`` on these samples and ``loss_err`` its standard
         error. Unlike the ESS, which a few large weights dominate once it is small, the
         loss averages every sample: the figure that shows whether training helped. All
-        but ``n`` are NaN if a weight is not finite.
+        but ``n`` are NaN if a weight is not finite (the model, not the input, is broken:
+        the NaN flags it, and :func:`train_to_acceptance` never keeps such a check).
+
+    Raises:
+        TypeError: for a ``model`` that is not a flow, an ``action`` that is not callable,
+            a ``generator`` that is not a ``torch.Generator``, or counts that are not
+            integers.
+        ValueError: for ``n_samples < 2``, ``batch_size < 1``, or a generator on another
+            device type than the model.
     """
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 2:
-        raise ValueError(f"n_samples must be an integer >= 2, got {n_samples!r}")
+    _check_model(model, action)
+    n_samples = integer("n_samples", n_samples, low=2)
+    batch_size = integer("batch_size", batch_size, low=1)
+    _check_generator(generator, model)
     was_training = model.training
     model.eval()
     try:
@@ -62,6 +81,12 @@ def evaluate(model, action, n_samples: int = 4096, batch_size: int = 1024, gener
         "loss_err": (logw.std() / n_samples**0.5).item(),
         "n": n_samples,
     }
+
+
+def _check_generator(generator, model) -> None:
+    """``None``, or a ``torch.Generator`` on the device type of the model's parameters."""
+    param = next(model.parameters(), None)
+    random_generator("generator", generator, None if param is None else param.device)
 
 
 def train_and_evaluate(
@@ -89,8 +114,23 @@ def train_and_evaluate(
     Returns:
         ``(model, trainer, metrics)``: the model in eval mode on ``device``, and ``metrics``
         from :func:`evaluate` on those samples.
+
+    Raises:
+        TypeError, ValueError: naming the argument, for any of them of the wrong kind or
+            out of range (as :class:`TrainConfig` for ``n_steps``, ``lr``, ``batch_size``,
+            ``seed``; ``n_eval >= 2``; ``device`` ``"auto"``, ``"cpu"``, ``"cuda"`` or a
+            ``torch.device`` that exists here; ``n_local >= 0``), all before the model is
+            moved or trained.
     """
-    model = model.to(device)
+    _check_model(model, action)
+    n_steps = integer("n_steps", n_steps, low=1)
+    n_eval = integer("n_eval", n_eval, low=2)
+    if not isinstance(device, (str, torch.device)):
+        raise TypeError(f"device must be a string or torch.device, got {device!r}")
+    device = resolve_device(device)
+    if local is not None:
+        _check_local_sampler(local)
+        integer("n_local", n_local, low=0)
     config = TrainConfig(
         n_steps=n_steps,
         batch_size=batch_size,
@@ -98,13 +138,14 @@ def train_and_evaluate(
         seed=seed,
         log_every=max(1, min(50, n_steps // 20)),
     )
+    model = model.to(device)
     if local is None:
         trainer = Trainer(model, action, config)
     else:
         trainer = ChainTrainer(model, action, config, local=local, n_local=n_local)
     trainer.train(progress=progress)
     model.eval()
-    generator = torch.Generator(device=torch.device(device)).manual_seed(seed + 1)
+    generator = torch.Generator(device=device).manual_seed(config.seed + 1)
     return model, trainer, evaluate(model, action, n_eval, generator=generator)
 
 
@@ -150,11 +191,23 @@ def train_to_acceptance(
         ``"screen"``, the first measurement's acceptance); the last is the state the
         model was left in. When the weights were put back, that last entry repeats the best
         check with ``"restored": True``.
+
+    Raises:
+        TypeError: for a ``trainer`` that is not a :class:`Trainer`, a ``log`` that is not
+            callable, or arguments of the wrong kind.
+        ValueError: for a ``target`` outside ``(0, 1)``, ``check_every < 1``,
+            ``n_samples < 2``, or a generator on another device type than the model.
     """
+    if not isinstance(trainer, Trainer):
+        raise TypeError(f"trainer must be a Trainer, got {type(trainer).__name__}")
+    target = real("target", target)
     if not 0 < target < 1:
         raise ValueError(f"target acceptance must be in (0, 1), got {target}")
-    if isinstance(check_every, bool) or not isinstance(check_every, int) or check_every < 1:
-        raise ValueError(f"check_every must be a positive integer, got {check_every!r}")
+    check_every = integer("check_every", check_every, low=1)
+    n_samples = integer("n_samples", n_samples, low=2)
+    _check_generator(generator, trainer.model)
+    if log is not None and not callable(log):
+        raise TypeError(f"log must be a function of one string (e.g. print), got {log!r}")
     checks: list[dict] = []
     best: dict = {"acceptance": -math.inf}
 

@@ -55,12 +55,19 @@ class ChainTrainer(Trainer):
     Args:
         model, action, config, callbacks: as for :class:`Trainer`. ``config.cuda_graph``
             must not be ``True``: local samplers ask the host (the heatbath's rejection
-            rounds), so steps run op by op.
+            rounds), so steps run op by op. ``config.gradient`` must be the default: the
+            forward-KL loss has no reverse-KL gradient to choose an estimator for.
         local: a sampler with ``init(x) -> state`` and ``step(state, generator) ->
             (state, info)`` whose ``state.x`` holds the fields, leaving ``exp(-S)``
             invariant (e.g. :class:`~lqft_lab.samplers.U1Heatbath`), or ``None`` for
             flow-MH moves alone.
         n_local: local moves per training step.
+
+    Raises:
+        TypeError: as :class:`Trainer`, and for a ``local`` that is not a sampler or an
+            ``n_local`` that is not an integer.
+        ValueError: as :class:`Trainer`, and for ``n_local < 0``, ``cuda_graph=True`` or
+            ``gradient="score"``.
 
     Attributes:
         chain_acceptance: flow-MH acceptance of the chains' moves, averaged over the steps
@@ -76,9 +83,16 @@ class ChainTrainer(Trainer):
         n_local: int = 1,
         callbacks=(),
     ):
+        if config is not None and not isinstance(config, TrainConfig):
+            raise TypeError(f"config must be a TrainConfig or None, got {type(config).__name__}")
         config = config or TrainConfig()
         if config.cuda_graph is True:
             raise ValueError("ChainTrainer runs steps op by op; cuda_graph=True cannot be honoured")
+        if config.gradient != "reparameterization":
+            raise ValueError(
+                f"gradient={config.gradient!r} does not apply to ChainTrainer: its forward-KL "
+                "loss -log q(x) on chain states never differentiates the action"
+            )
         _check_int("n_local", n_local, 0)
         if local is not None:
             _check_local_sampler(local)

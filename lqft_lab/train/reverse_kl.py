@@ -5,8 +5,13 @@ The loss is the shifted reverse Kullback–Leibler divergence (arXiv:2101.08176 
     L(q) = E_{x~q}[ log q(x) + S(x) ] = KL(q || p) - log Z,
 
 estimated on a fresh batch from the model every step; only samples of the model are
-needed, never samples of ``p``. Training reports through callbacks (dashboards subscribe;
-the trainer never draws) and can be stopped from another thread with :meth:`Trainer.stop`.
+needed, never samples of ``p``. Its gradient (``TrainConfig.gradient``) is taken by
+reparameterization, autograd through ``x = f_w(z)`` *and the action* (the default), or by
+the score function (:mod:`~lqft_lab.train.score`, arXiv:2308.13294), which never
+differentiates the action; both estimate the same gradient, and the logged ``loss`` is the
+KL estimate ``mean(logq - logp)`` either way. Training reports through callbacks
+(dashboards subscribe; the trainer never draws) and can be stopped from another thread with
+:meth:`Trainer.stop`.
 
 Every ``log_every`` steps the metrics dict
 ``{"step", "loss", "ess", "acceptance", "lr", "skipped", "time"}`` is appended to
@@ -28,11 +33,16 @@ from dataclasses import asdict, dataclass
 import torch
 from tqdm.auto import tqdm
 
+from .. import checks
 from ..analysis.ess import ess as _ess
 from ..samplers.flow_mcmc import independence_metropolis
 from .cuda_graph import GraphedStep
+from .score import _score_step
 
-__all__ = ["TrainConfig", "Trainer"]
+__all__ = ["TrainConfig", "Trainer", "GRADIENTS"]
+
+#: The gradient estimators of :class:`TrainConfig` (see the module docstring).
+GRADIENTS = ("reparameterization", "score")
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +69,24 @@ class TrainConfig:
             graph whenever the model is on CUDA, and a flow that cannot be captured (one
             that asks the host mid-step, such as the SU(N ≥ 3) flows' eigendecompositions)
             falls back to ordinary steps with a warning; ``True`` raises instead;
-            ``False`` never captures. Ignored on the CPU.
+            ``False`` never captures. Ignored on the CPU. The score estimator is never
+            captured (its reverse pass checks the drawn fields on the host): ``None``
+            then means ordinary steps, and ``True`` is refused.
+        gradient: ``"reparameterization"`` (autograd through the flow and the action) or
+            ``"score"`` (:func:`~lqft_lab.train.score_surrogate`: ``x`` drawn without
+            gradient, ``∇ log q_w(x)`` through the model's ``log_prob``, the action never
+            differentiated; needs ``batch_size >= 2`` for its leave-one-out baseline).
+
+    Raises:
+        ValueError: at construction, naming the field, for any field of the wrong kind or
+            out of range: ``n_steps``, ``batch_size``, ``log_every`` integers ``>= 1``;
+            ``lr`` a finite real ``> 0``; ``lr_schedule`` ``None`` or ``"cosine"``;
+            ``lr_min_factor`` in ``(0, 1]``; ``grad_clip`` ``None`` or a finite real
+            ``> 0``; ``seed`` an integer in ``[0, 2**63 - 1)``; ``cuda_graph`` ``None`` or a
+            bool; ``gradient`` one of :data:`GRADIENTS`, and for ``"score"`` a
+            ``batch_size >= 2`` and ``cuda_graph`` not ``True``. (Wrong kinds raise
+            :class:`~lqft_lab.checks.ArgumentKindError`, a ``TypeError`` and a
+            ``ValueError``, as every bad config always was.)
     """
 
     n_steps: int = 20_000
@@ -71,22 +98,41 @@ class TrainConfig:
     seed: int = 0
     log_every: int = 50
     cuda_graph: bool | None = None
+    gradient: str = "reparameterization"
 
     def __post_init__(self):
+        # Every field is checked and stored in its plain Python form (numpy integers become
+        # int), so that to_dict() is JSON and checkpoints compare equal.
+        def store(name, value):
+            object.__setattr__(self, name, value)
+
+        # Wrong kinds raise checks.ArgumentKindError, a ValueError too (as they always were).
         for name in ("n_steps", "batch_size", "log_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"lr must be a positive number, got {self.lr}")
-        if self.lr_schedule not in (None, "cosine"):
-            raise ValueError(f"lr_schedule must be None or 'cosine', got {self.lr_schedule!r}")
-        if not 0 < self.lr_min_factor <= 1:
-            raise ValueError(f"lr_min_factor must be in (0, 1], got {self.lr_min_factor}")
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            raise ValueError(f"grad_clip must be positive or None, got {self.grad_clip}")
-        if self.cuda_graph not in (None, True, False):
+            store(name, checks.integer(name, getattr(self, name), low=1))
+        store("lr", checks.real("lr", self.lr, low=0, low_open=True))
+        store(
+            "lr_min_factor",
+            checks.real("lr_min_factor", self.lr_min_factor, low=0, low_open=True, high=1),
+        )
+        if self.grad_clip is not None:
+            store("grad_clip", checks.real("grad_clip", self.grad_clip, low=0, low_open=True))
+        store("seed", checks.integer("seed", self.seed, low=0, high=2**63 - 2))
+        checks.choice("lr_schedule", self.lr_schedule, (None, "cosine"))
+        if self.cuda_graph is not None and not isinstance(self.cuda_graph, bool):
             raise ValueError(f"cuda_graph must be None, True or False, got {self.cuda_graph!r}")
+        checks.choice("gradient", self.gradient, GRADIENTS)
+        if self.gradient == "score":
+            if self.batch_size < 2:
+                raise ValueError(
+                    "batch_size must be >= 2 for gradient='score' (its leave-one-out baseline "
+                    f"needs another draw), got {self.batch_size}"
+                )
+            if self.cuda_graph is True:
+                raise ValueError(
+                    "cuda_graph=True cannot be honoured with gradient='score': the score step's "
+                    "reverse pass checks the drawn fields on the host, which a CUDA graph cannot "
+                    "capture; use cuda_graph=None or False"
+                )
 
     def lr_at(self, step: int) -> float:
         """Learning rate of optimisation step ``step`` (0-based) under the schedule.
@@ -105,6 +151,21 @@ class TrainConfig:
         return asdict(self)
 
 
+def _check_model(model, action) -> None:
+    """Refuse a ``model`` that is not a flow (a module with ``sample``) or an uncallable action.
+
+    Raises:
+        TypeError: naming ``model`` or ``action``.
+    """
+    if not isinstance(model, torch.nn.Module) or not callable(getattr(model, "sample", None)):
+        raise TypeError(
+            f"model must be a flow (a torch.nn.Module with sample(n, generator=...)), got "
+            f"{type(model).__name__}"
+        )
+    if not callable(action):
+        raise TypeError(f"action must be callable, S(x) -> (B,), got {type(action).__name__}")
+
+
 class Trainer:
     """Trains a :class:`~lqft_lab.flows.FlowModel` by minimising the shifted reverse KL.
 
@@ -114,6 +175,12 @@ class Trainer:
         config: hyper-parameters.
         callbacks: functions ``fn(trainer, metrics)`` called every ``log_every`` steps.
 
+    Raises:
+        TypeError: for a ``model`` that is not a flow module, an ``action`` or callback that
+            is not callable, a ``config`` that is not a :class:`TrainConfig`, or (with
+            ``config.gradient == "score"``) a model without ``log_prob(x)``.
+        ValueError: for a model without parameters.
+
     Example:
         >>> trainer = Trainer(build_real_nvp(L=8), Phi4Action(-4, 8), TrainConfig(n_steps=500))
         >>> trainer.add_callback(lambda t, m: print(m["step"], m["ess"]))
@@ -121,10 +188,29 @@ class Trainer:
     """
 
     def __init__(self, model, action, config: TrainConfig | None = None, callbacks=()):
+        _check_model(model, action)
+        if config is not None and not isinstance(config, TrainConfig):
+            raise TypeError(f"config must be a TrainConfig or None, got {type(config).__name__}")
+        try:
+            callbacks = list(callbacks)
+        except TypeError:
+            raise TypeError(
+                f"callbacks must be a sequence of functions, got {type(callbacks).__name__}"
+            ) from None
+        if not all(callable(fn) for fn in callbacks):
+            raise TypeError(f"callbacks must be functions fn(trainer, metrics), got {callbacks!r}")
+        if next(model.parameters(), None) is None:
+            raise ValueError("model has no parameters to train")
+        config = config or TrainConfig()
+        if config.gradient == "score" and not callable(getattr(model, "log_prob", None)):
+            raise TypeError(
+                f"model must have log_prob(x) for gradient='score' (the reverse pass at fixed "
+                f"x), got {type(model).__name__}"
+            )
         self.model = model
         self.action = action
-        self.config = config or TrainConfig()
-        self.callbacks: list[Callback] = list(callbacks)
+        self.config = config
+        self.callbacks: list[Callback] = callbacks
         self.history: list[dict] = []
         self.step = 0
         self._skipped_logged = 0
@@ -150,11 +236,19 @@ class Trainer:
         # the training batches.
         self._mh_generator = torch.Generator().manual_seed(self.config.seed + 1)
         self._lr = self.config.lr  # what the optimiser holds
-        use_graph = on_cuda and self.config.cuda_graph is not False
+        use_graph = (
+            on_cuda and self.config.cuda_graph is not False and self.config.gradient != "score"
+        )
         self._graph = GraphedStep() if use_graph else None
 
     def add_callback(self, fn: Callback) -> None:
-        """Register ``fn(trainer, metrics)``, called every ``log_every`` steps."""
+        """Register ``fn(trainer, metrics)``, called every ``log_every`` steps.
+
+        Raises:
+            TypeError: if ``fn`` is not callable.
+        """
+        if not callable(fn):
+            raise TypeError(f"fn must be callable as fn(trainer, metrics), got {fn!r}")
         self.callbacks.append(fn)
 
     @property
@@ -185,8 +279,13 @@ class Trainer:
 
         Returns:
             ``self.history``, the list of logged metric dicts.
+
+        Raises:
+            TypeError, ValueError: for an ``n_steps`` that is not an integer ``>= 0``.
         """
-        target = self.config.n_steps if n_steps is None else self.step + int(n_steps)
+        if n_steps is not None:
+            n_steps = checks.integer("n_steps", n_steps, low=0)
+        target = self.config.n_steps if n_steps is None else self.step + n_steps
         self._running.set()
         bar = tqdm(total=target - self.step, disable=not progress, desc="training", leave=False)
         t0 = time.perf_counter() - self._elapsed
@@ -218,17 +317,29 @@ class Trainer:
             return self._graph.step(self)
         return self._eager_step()
 
+    def _loss(self) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """A fresh batch's ``(objective, logw)``: the objective's gradient is the configured
+        estimate of ``∇ KL`` (for ``"score"`` a surrogate whose value is not the KL; ``None``
+        when the batch holds a non-finite field); ``logw = logp - logq`` is detached."""
+        batch = self.config.batch_size
+        if self.config.gradient == "score":
+            return _score_step(self.model, self.action, batch, self.generator)
+        x, logq = self.model.sample(batch, generator=self.generator)  # x = f_w(z)
+        logp = -self.action(x)
+        return (logq - logp).mean(), (logp - logq).detach()
+
     def _eager_step(self) -> torch.Tensor:
         """The step itself, op by op (what a CUDA graph captures)."""
-        x, logq = self.model.sample(self.config.batch_size, generator=self.generator)
-        logp = -self.action(x)
-        loss = (logq - logp).mean()
+        loss, logw = self._loss()
+        if loss is None:  # the score step found a non-finite field: skip, as for a NaN loss
+            self._skipped += 1
+            return logw
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         max_norm = self.config.grad_clip if self.config.grad_clip is not None else math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
         self._step_or_skip(torch.isfinite(loss) & torch.isfinite(grad_norm))
-        return (logp - logq).detach()
+        return logw
 
     def _set_lr(self, lr: float) -> None:
         if lr == self._lr:  # a constant schedule writes once, not a kernel per step

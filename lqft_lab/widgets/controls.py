@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+from .. import checks
 from ._compat import widget
 from ._headless import DisplayMixin, ensure_panel_extension, is_headless
 from .training import TrainingDashboard
@@ -28,6 +29,36 @@ _FIELDS = {
     "n_layers": ("coupling layers", int),
     "n_steps": ("training steps", int),
 }
+
+
+#: lower bound of each integer parameter
+_INTEGER_LOW = {"L": 2, "n_layers": 1, "n_steps": 1, "batch_size": 1, "log_every": 1, "seed": 0}
+
+
+def _check_params(p: dict) -> dict:
+    """Type and range of every parameter; ``p`` with integral floats made ``int``.
+
+    Raises:
+        ValueError: naming the parameter (an ``ArgumentKindError``, also a ``TypeError``,
+            for the wrong kind).
+    """
+    p = dict(p)
+    for name in ("m2", "lam", "lr"):
+        if isinstance(p[name], bool) or not isinstance(p[name], (int, float)):
+            raise ValueError(f"{name} must be a number, got {p[name]!r}")
+        p[name] = checks.real(name, p[name])
+    if p["lr"] <= 0:
+        raise ValueError(f"lr must be > 0, got {p['lr']}")
+    for name, low in _INTEGER_LOW.items():
+        value = p[name]
+        if isinstance(value, float) and value.is_integer():
+            value = p[name] = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{name} must be an integer, got {value!r}")
+        checks.integer(name, value, low=low, high=2**62 if name == "seed" else None)
+    if p["L"] % 2:
+        raise ValueError(f"L must be an even integer >= 2 for a checkerboard mask, got {p['L']}")
+    return p
 
 
 class Phi4Explorer(DisplayMixin):
@@ -45,6 +76,10 @@ class Phi4Explorer(DisplayMixin):
     Attributes:
         message: the last error sentence shown to the user (``""`` when none).
         dashboard: the :class:`TrainingDashboard` of the last run, or ``None``.
+
+    Raises:
+        ValueError: (``TypeError`` too, for the wrong kind) naming the parameter, for the
+            values :meth:`build` refuses, here at construction already.
     """
 
     def __init__(
@@ -68,7 +103,12 @@ class Phi4Explorer(DisplayMixin):
             "log_every": log_every,
             "seed": seed,
         }
-        self.headless = is_headless() if headless is None else bool(headless)
+        if headless is not None and not isinstance(headless, bool):
+            raise checks.ArgumentKindError(
+                f"headless must be True, False or None, got {headless!r}"
+            )
+        _check_params({**self.params, **self.train_options})
+        self.headless = is_headless() if headless is None else headless
         self.message = ""
         self.dashboard: TrainingDashboard | None = None
         self._handles: list = []
@@ -91,20 +131,7 @@ class Phi4Explorer(DisplayMixin):
         unknown = set(params) - set(_FIELDS) - set(self.train_options)
         if unknown:
             raise ValueError(f"unknown parameters {sorted(unknown)}; use {sorted(_FIELDS)}")
-        p = {**self.params, **self.train_options, **params}
-        for name in ("m2", "lam", "lr"):
-            if isinstance(p[name], bool) or not isinstance(p[name], (int, float)):
-                raise ValueError(f"{name} must be a number, got {p[name]!r}")
-        for name in ("L", "n_layers", "n_steps", "batch_size", "log_every", "seed"):
-            value = p[name]
-            if isinstance(value, float) and value.is_integer():
-                value = p[name] = int(value)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(f"{name} must be an integer, got {value!r}")
-        if p["L"] < 2 or p["L"] % 2:
-            raise ValueError(
-                f"L must be an even integer >= 2 for a checkerboard mask, got {p['L']}"
-            )
+        p = _check_params({**self.params, **self.train_options, **params})
         action = Phi4Action(p["m2"], p["lam"])  # checks λ >= 0 and a bounded action
         config = TrainConfig(
             n_steps=p["n_steps"],

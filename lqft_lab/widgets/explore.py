@@ -34,11 +34,13 @@ The status line reads ``<status> · <detail>`` with status one of ``idle``, ``ru
 from __future__ import annotations
 
 import math
+import numbers
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .. import checks
 from ._compat import widget
 from ._headless import DisplayMixin, ensure_panel_extension, is_headless
 
@@ -57,6 +59,11 @@ class Field:
         default: the value before the user touches it.
         choices: the allowed values (a drop-down), or ``None`` for a free input.
         low, high: inclusive bounds for numbers, or ``None``.
+
+    Raises:
+        TypeError, ValueError: for a ``kind`` other than ``int``, ``float``, ``str``, a
+            blank label, empty or string ``choices``, non-finite or crossed bounds, or a
+            ``default`` that :meth:`coerce` itself would refuse.
     """
 
     label: str
@@ -69,6 +76,22 @@ class Field:
     def __post_init__(self):
         if self.kind not in (int, float, str):
             raise ValueError(f"Field kind must be int, float or str, got {self.kind!r}")
+        if not isinstance(self.label, str) or not self.label.strip():
+            raise checks.ArgumentKindError(f"label must be a non-empty string, got {self.label!r}")
+        if self.choices is not None and (
+            isinstance(self.choices, (str, bytes)) or not isinstance(self.choices, Sequence)
+        ):
+            raise checks.ArgumentKindError(
+                f"choices must be a sequence of values or None, got {self.choices!r}"
+            )
+        if self.choices is not None and not self.choices:
+            raise ValueError("choices must hold at least one value (or be None)")
+        for name in ("low", "high"):
+            if getattr(self, name) is not None:
+                checks.real(name, getattr(self, name))
+        if self.low is not None and self.high is not None and self.low > self.high:
+            raise ValueError(f"low must be <= high, got low={self.low} and high={self.high}")
+        self.coerce("default", self.default)  # a knob must start at a value it accepts
 
     def coerce(self, name: str, value: Any) -> Any:
         """``value`` as this field's type, or a ``ValueError`` naming ``name``."""
@@ -81,10 +104,11 @@ class Field:
             if not isinstance(value, str):
                 raise ValueError(f"{name} must be a string, got {value!r}")
             return value
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        # numpy numbers count (a value read from an array); bools do not
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise ValueError(f"{name} must be a number, got {value!r}")
         if self.kind is int:
-            if isinstance(value, float) and not value.is_integer():
+            if not isinstance(value, numbers.Integral) and not float(value).is_integer():
                 raise ValueError(f"{name} must be an integer, got {value!r}")
             value = int(value)
         else:
@@ -103,8 +127,13 @@ class Explorer(DisplayMixin):
 
     Args:
         headless: override :func:`~lqft_lab.widgets.is_headless`.
-        period_ms: how often the live figure is refreshed.
-        **values: starting values of the knobs (over each field's default).
+        period_ms: how often the live figure is refreshed (an integer >= 1).
+        **values: starting values of the knobs (over each field's default), each checked by
+            its :class:`Field` here (the physics in :meth:`check` is checked at each run).
+
+    Raises:
+        ValueError: for an unknown knob or a value its field refuses (naming the knob), a
+            ``headless`` that is not a bool or None, or a bad ``period_ms``.
 
     Attributes:
         values: the knobs' current values (the last validated ones after a run).
@@ -124,9 +153,14 @@ class Explorer(DisplayMixin):
                 f"unknown knobs {sorted(unknown)} for {type(self).__name__}; "
                 f"it has {sorted(self.fields)}"
             )
+        values = {name: self.fields[name].coerce(name, v) for name, v in values.items()}
         self.values = {name: f.default for name, f in self.fields.items()} | values
-        self.headless = is_headless() if headless is None else bool(headless)
-        self.period_ms = int(period_ms)
+        if headless is not None and not isinstance(headless, bool):
+            raise checks.ArgumentKindError(
+                f"headless must be True, False or None, got {headless!r}"
+            )
+        self.headless = is_headless() if headless is None else headless
+        self.period_ms = checks.integer("period_ms", period_ms, low=1)
         self.status = "idle"
         self.message = ""
         self._state: Any = None

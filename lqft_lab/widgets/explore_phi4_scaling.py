@@ -78,7 +78,7 @@ class Phi4ScalingExplorer(Explorer):
         "observable": Field("observable", str, "chi2", choices=tuple(OBSERVABLES)),
         "n_steps": Field("steps per chain", int, 500, low=1, high=10**6),
         "n_chains": Field("chains", int, 32, low=1, high=4096),
-        "seed": Field("seed", int, 0, low=0),
+        "seed": Field("seed", int, 0, low=0, high=2**62),
     }
     #: fewest production steps: the Γ-method needs a few samples per chain in every chunk
     min_steps = 20

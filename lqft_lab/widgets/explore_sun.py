@@ -23,6 +23,7 @@ import math
 import numpy as np
 import torch
 
+from .. import checks
 from ..actions import SingleMatrixAction
 from ..exact import sun as exact_sun
 from ..flows import build_single_matrix_flow
@@ -149,6 +150,11 @@ class SpectralFlowExplorer(Explorer):
         seed: seeds the flow's weights, its training batches and its measurements.
         headless, period_ms, **values: as for :class:`~lqft_lab.widgets.explore.Explorer`.
 
+    Raises:
+        ValueError: (``TypeError`` too, for the wrong kind) naming the argument:
+            ``batch_size``, ``chunk`` or ``n_bins`` < 1, ``n_eval`` < 2, ``lr`` not
+            positive, a seed outside ``[0, 2**62]``.
+
     The state after each chunk holds ``edges``, ``sampled``, ``exact`` and ``haar``
     densities, the histories ``steps``, ``kl``, ``kl_error``, ``ess``, and the reweighted
     ``trace`` with its ``trace_error`` and exact ``trace_exact`` (``⟨(1/N) Re tr U⟩``).
@@ -174,8 +180,14 @@ class SpectralFlowExplorer(Explorer):
         seed: int = 0,
         **kwargs,
     ):
-        self.options = dict(batch_size=batch_size, lr=lr, n_eval=n_eval, chunk=chunk, seed=seed)
-        self.n_bins = n_bins
+        self.options = dict(
+            batch_size=checks.integer("batch_size", batch_size, low=1),
+            lr=checks.positive("lr", lr),
+            n_eval=checks.integer("n_eval", n_eval, low=2),
+            chunk=checks.integer("chunk", chunk, low=1),
+            seed=checks.integer("seed", seed, low=0, high=2**62),
+        )
+        self.n_bins = checks.integer("n_bins", n_bins, low=1)
         super().__init__(**kwargs)
 
     def check(self, params: dict) -> dict:

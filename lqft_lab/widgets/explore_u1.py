@@ -21,7 +21,7 @@ import math
 import numpy as np
 import torch
 
-from .. import exact
+from .. import checks, exact
 from ..actions import U1WilsonAction
 from ..flows import build_u1_flow
 from ..studies.u1 import charge_distribution
@@ -49,6 +49,11 @@ class U1FlowExplorer(Explorer):
         seed: seeds the weights, the training batches and the measurements.
         **kwargs: passed to :class:`~lqft_lab.widgets.explore.Explorer` (``headless``,
             starting knob values).
+
+    Raises:
+        ValueError: (``TypeError`` too, for the wrong kind) naming the argument: ``hidden``
+            not positive channel counts, ``batch_size`` or ``n_chunks`` < 1, ``n_fresh`` < 2,
+            ``lr`` not positive, a seed outside ``[0, 2**62]``.
     """
 
     title = "Train a U(1) flow"
@@ -72,12 +77,16 @@ class U1FlowExplorer(Explorer):
         seed: int = 0,
         **kwargs,
     ):
-        self.hidden = tuple(hidden)
-        self.batch_size = int(batch_size)
-        self.lr = float(lr)
-        self.n_chunks = int(n_chunks)
-        self.n_fresh = int(n_fresh)
-        self.seed = int(seed)
+        if isinstance(hidden, (str, bytes)) or not isinstance(hidden, (tuple, list)) or not hidden:
+            raise checks.ArgumentKindError(
+                f"hidden must be a tuple of channel counts such as (8, 8), got {hidden!r:.80}"
+            )
+        self.hidden = tuple(checks.integer("hidden", h, low=1) for h in hidden)
+        self.batch_size = checks.integer("batch_size", batch_size, low=1)
+        self.lr = checks.positive("lr", lr)
+        self.n_chunks = checks.integer("n_chunks", n_chunks, low=1)
+        self.n_fresh = checks.integer("n_fresh", n_fresh, low=2)
+        self.seed = checks.integer("seed", seed, low=0, high=2**62)
         super().__init__(**kwargs)
 
     def check(self, params: dict) -> dict:

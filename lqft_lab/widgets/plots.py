@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from .. import checks
+
 __all__ = [
     "plot_training_history",
     "plot_autocorrelation",
@@ -43,6 +45,14 @@ def _columns(history) -> dict[str, np.ndarray]:
     return {k: np.array([_float(row.get(k)) for row in history]) for k in keys}
 
 
+def _gamma_result(result, fields: tuple[str, ...]):
+    if not all(hasattr(result, f) for f in fields):
+        raise checks.ArgumentKindError(
+            f"result must be a GammaResult (with {', '.join(fields)}), got {type(result).__name__}"
+        )
+    return result
+
+
 def _float(value) -> float:
     try:
         return float(value)
@@ -68,16 +78,34 @@ def plot_training_history(
 
     Returns:
         The list of axes drawn on.
+
+    Raises:
+        ValueError: (``TypeError`` too, for the wrong kind) naming the argument:
+            ``history`` neither a list of dicts nor a dict of columns, ``metrics`` not names
+            (one name may be a string) or none, ``x`` not a string, or as many axes in
+            ``ax`` as metrics.
     """
+    from .training import _names
+
+    if isinstance(history, (str, bytes)) or not isinstance(history, (Mapping, Sequence)):
+        raise checks.ArgumentKindError(
+            f"history must be a list of metric dicts or a dict of columns, got {history!r:.80}"
+        )
+    if not isinstance(history, Mapping) and not all(isinstance(r, Mapping) for r in history):
+        raise checks.ArgumentKindError("history must be a list of metric dicts (trainer.history)")
+    metrics = list(_names("metrics", metrics))
+    if not metrics:
+        raise ValueError("metrics must name at least one column to plot")
+    if not isinstance(x, str):
+        raise checks.ArgumentKindError(f"x must be a column name, got {x!r:.80}")
     cols = _columns(history)
-    metrics = list(metrics)
     axes = _axes(ax, len(metrics))
     if isinstance(axes, (list, tuple, np.ndarray)):
         axes, shared = list(axes), False
     else:  # one axes for every metric
         axes, shared = [axes] * len(metrics), len(metrics) > 1
     if len(axes) != len(metrics):
-        raise ValueError(f"got {len(axes)} axes for {len(metrics)} metrics")
+        raise ValueError(f"ax holds {len(axes)} axes for {len(metrics)} metrics")
     steps = cols.get(x, np.zeros(0))
     for name, a in zip(metrics, axes, strict=True):
         y = cols.get(name)
@@ -106,7 +134,14 @@ def plot_autocorrelation(result, ax=None, max_lag: int | None = None, label: str
 
     Returns:
         The axes.
+
+    Raises:
+        ValueError: (``TypeError`` too) for a ``result`` that is not a ``GammaResult`` or a
+            ``max_lag`` that is not an integer >= 0.
     """
+    _gamma_result(result, ("rho", "window"))
+    if max_lag is not None:
+        max_lag = checks.integer("max_lag", max_lag, low=0)
     ax = _axes(ax)
     rho = np.asarray(result.rho, dtype=float)
     window = int(result.window)
@@ -134,7 +169,16 @@ def plot_tau_int(result, ax=None, max_window: int | None = None):
 
     Returns:
         The axes.
+
+    Raises:
+        ValueError: (``TypeError`` too) for a ``result`` that is not a ``GammaResult`` or a
+            ``max_window`` that is not an integer >= 0.
     """
+    _gamma_result(
+        result, ("tau_int_running", "tau_int_running_error", "window", "tau_int", "tau_int_error")
+    )
+    if max_window is not None:
+        max_window = checks.integer("max_window", max_window, low=0)
     ax = _axes(ax)
     tau = np.asarray(result.tau_int_running, dtype=float)
     dtau = np.asarray(result.tau_int_running_error, dtype=float)
@@ -163,9 +207,25 @@ def plot_trace(values, ax=None, name: str = "", every: int = 1, max_chains: int 
 
     Returns:
         The axes.
+
+    Raises:
+        ValueError: (``TypeError`` too) for ``values`` that are not a non-empty array of
+            real numbers, ``every`` or ``max_chains`` < 1, or a non-string ``name``.
     """
+    every = checks.integer("every", every, low=1)
+    max_chains = checks.integer("max_chains", max_chains, low=1)
+    if not isinstance(name, str):
+        raise checks.ArgumentKindError(f"name must be a string, got {name!r:.80}")
+    try:
+        raw = values.detach().cpu() if hasattr(values, "detach") else values
+        y = np.asarray(raw, dtype=float)
+    except (TypeError, ValueError):
+        raise checks.ArgumentKindError(
+            f"values must be an array of real numbers, got {type(values).__name__}"
+        ) from None
+    if y.ndim == 0 or y.size == 0:
+        raise ValueError(f"values must be a non-empty (T,) or (T, B) series, got shape {y.shape}")
     ax = _axes(ax, width=6.0)
-    y = np.asarray(values.detach().cpu() if hasattr(values, "detach") else values, dtype=float)
     y = y.reshape(len(y), -1)  # (T, B)
     t = np.arange(1, len(y) + 1) * every
     for b in range(min(y.shape[1], max_chains)):

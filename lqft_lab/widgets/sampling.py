@@ -25,6 +25,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .. import checks
 from ._headless import DisplayMixin, ensure_panel_extension, is_headless
 from ._stream import MetricStream
 from .plots import plot_autocorrelation, plot_tau_int, plot_trace, plot_training_history
@@ -52,6 +53,11 @@ class SamplingDashboard(DisplayMixin):
         results: name → ``GammaResult`` after :meth:`finish`.
         acceptance: mean acceptance of the finished chain.
         ess: normalised ESS of the log-weights given to :meth:`finish`, else ``None``.
+
+    Raises:
+        ValueError: (``TypeError`` too, for the wrong kind) naming the argument:
+            ``observables`` not names, ``period_ms`` < 0 (0 drains on every callback), a
+            non-bool ``headless``, a non-string ``title``.
     """
 
     def __init__(
@@ -62,12 +68,19 @@ class SamplingDashboard(DisplayMixin):
         headless: bool | None = None,
         title: str = "Sampling",
     ):
-        if isinstance(observables, str):
-            observables = [observables]
+        from .training import _names
+
+        observables = _names("observables", observables)
         self.observables = tuple(o for o in observables if o not in ("step", "acceptance"))
-        self.period_ms = int(period_ms)
+        self.period_ms = checks.integer("period_ms", period_ms, low=0)
+        if not isinstance(title, str):
+            raise checks.ArgumentKindError(f"title must be a string, got {title!r:.80}")
+        if headless is not None and not isinstance(headless, bool):
+            raise checks.ArgumentKindError(
+                f"headless must be True, False or None, got {headless!r}"
+            )
         self.title = title
-        self.headless = is_headless() if headless is None else bool(headless)
+        self.headless = is_headless() if headless is None else headless
         self.chain = None
         self.results: dict = {}
         self.notes: list[str] = []
@@ -117,9 +130,20 @@ class SamplingDashboard(DisplayMixin):
 
         Returns:
             ``self``.
+
+        Raises:
+            ValueError: (``TypeError`` too) for a ``chain`` without ``observables`` and
+                ``accepted``, or ``observables`` that are not names.
         """
         from ..analysis import ess, gamma_method
+        from .training import _names
 
+        if not (hasattr(chain, "observables") and hasattr(chain, "accepted")):
+            raise checks.ArgumentKindError(
+                f"chain must be a Chain (observables, accepted), got {type(chain).__name__}"
+            )
+        if observables is not None:
+            observables = _names("observables", observables)
         names = list(observables or self.observables or chain.observables)
         self.chain = chain
         self.results, self.notes = {}, []

@@ -29,6 +29,7 @@ import math
 import threading
 from collections.abc import Sequence
 
+from .. import checks
 from ._compat import widget
 from ._headless import DisplayMixin, ensure_panel_extension, is_headless
 from ._stream import MetricStream
@@ -37,6 +38,22 @@ from .plots import UNIT_METRICS, plot_training_history
 __all__ = ["TrainingDashboard"]
 
 log = logging.getLogger(__name__)
+
+
+def _names(argument: str, names) -> tuple[str, ...]:
+    """``names`` as a tuple of strings (one string is one name, not its letters)."""
+    if isinstance(names, str):
+        return (names,)
+    try:
+        names = tuple(names)
+    except TypeError:
+        raise checks.ArgumentKindError(
+            f"{argument} must be a list of names, got {names!r:.80}"
+        ) from None
+    bad = [n for n in names if not isinstance(n, str)]
+    if bad:
+        raise checks.ArgumentKindError(f"{argument} must be names (strings), got {bad!r:.80}")
+    return names
 
 
 def _fmt(value, spec: str = ".3f") -> str:
@@ -59,6 +76,13 @@ class TrainingDashboard(DisplayMixin):
     Attributes:
         data: every metric row collected, ``{"step": [...], "loss": [...], ...}`` (a copy).
         error: the exception that ended a background run, or ``None``.
+
+    Raises:
+        ValueError: (``TypeError`` too, for the wrong kind) naming the argument: a
+            ``trainer`` without ``config``, ``step`` and ``add_callback``, ``n_steps`` not a
+            positive integer, ``metrics`` not names (one name is accepted as a string) or
+            only ``step``/``time``, ``period_ms`` < 1, a non-bool ``headless``, a non-string
+            ``title``.
     """
 
     def __init__(
@@ -71,18 +95,28 @@ class TrainingDashboard(DisplayMixin):
         headless: bool | None = None,
         title: str = "Training",
     ):
+        if not all(hasattr(trainer, a) for a in ("config", "step", "add_callback", "train")):
+            raise checks.ArgumentKindError(
+                f"trainer must be a lqft_lab.train.Trainer, got {type(trainer).__name__}"
+            )
         n_steps = trainer.config.n_steps if n_steps is None else n_steps
         if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
             raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}")
-        metrics = tuple(m for m in metrics if m not in ("step", "time"))
+        metrics = tuple(m for m in _names("metrics", metrics) if m not in ("step", "time"))
         if not metrics:
             raise ValueError("metrics must name at least one metric besides 'step' and 'time'")
+        if not isinstance(title, str):
+            raise checks.ArgumentKindError(f"title must be a string, got {title!r:.80}")
+        if headless is not None and not isinstance(headless, bool):
+            raise checks.ArgumentKindError(
+                f"headless must be True, False or None, got {headless!r}"
+            )
         self.trainer = trainer
         self.n_steps = n_steps
         self.metrics = metrics
-        self.period_ms = int(period_ms)
+        self.period_ms = checks.integer("period_ms", period_ms, low=1)
         self.title = title
-        self.headless = is_headless() if headless is None else bool(headless)
+        self.headless = is_headless() if headless is None else headless
         self.error: BaseException | None = None
         self._handles: list = []
         self._thread: threading.Thread | None = None

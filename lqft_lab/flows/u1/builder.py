@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from ...lattice import lattice_shape as _lattice_shape
+from ... import checks
+from .. import _args
 from ..base import Flow, FlowModel
 from ..nets import ConvNet
 from ..priors import UniformAnglePrior
@@ -45,6 +46,12 @@ class U1FlowConfig:
     :class:`~lqft_lab.flows.u1.LineRotationCoupling` layers, lines of both directions and
     both parities, whose conditioners have the plaquette couplings' hidden channels and
     kernel size.
+
+    Raises:
+        TypeError: a field of the wrong kind (``n_layers=2.5``, ``hidden=8``, ``rotation="y"``),
+            naming it.
+        ValueError: ``L`` not a multiple of 4, counts below 1, an unknown ``kernel``,
+            ``offset_step`` other than ±1, ``kernel_size`` even or above ``L + 1``.
     """
 
     L: int = 8
@@ -60,23 +67,30 @@ class U1FlowConfig:
     line_rotations: bool = False
 
     def __post_init__(self):
-        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
-        stripe_offset(0, self.offset_step)  # validates it
-        _lattice_shape(self.L)
-        if self.L % STRIPE_PERIOD:
+        L = checks.integer("L", self.L, low=2, high=_args.MAX_L)
+        if L % STRIPE_PERIOD:
             raise ValueError(
-                f"L must be a multiple of {STRIPE_PERIOD} for the U(1) stripe masks, got {self.L}"
+                f"L must be a multiple of {STRIPE_PERIOD} for the U(1) stripe masks, got {L}"
             )
-        if self.n_layers < 1:
-            raise ValueError(f"n_layers must be >= 1, got {self.n_layers}")
-        if self.kernel not in KERNELS:
+        if not isinstance(self.kernel, str) or self.kernel not in KERNELS:
             raise ValueError(f"kernel must be one of {sorted(KERNELS)}, got {self.kernel!r}")
-        if self.n_mixture < 1:
-            raise ValueError(f"n_mixture must be >= 1, got {self.n_mixture}")
-        if self.n_bins < 1:
-            raise ValueError(f"n_bins must be >= 1, got {self.n_bins}")
-        if any(h < 1 for h in self.hidden):
-            raise ValueError(f"hidden channel counts must be >= 1, got {self.hidden}")
+        values = {
+            "L": L,
+            "n_layers": checks.integer("n_layers", self.n_layers, low=1),
+            "n_mixture": checks.integer("n_mixture", self.n_mixture, low=1),
+            "n_bins": checks.integer("n_bins", self.n_bins, low=1),
+            "rotation": _args.flag("rotation", self.rotation),
+            "hidden": _args.widths("hidden", self.hidden),
+            "kernel_size": _args.kernel_size(self.kernel_size, L),
+            "offset_step": checks.integer("offset_step", self.offset_step),
+            "loops_2x1": _args.flag("loops_2x1", self.loops_2x1),
+            "line_rotations": _args.flag("line_rotations", self.line_rotations),
+        }
+        stripe_offset(0, values["offset_step"])  # validates it
+        if self.kernel == "spline":
+            CircularSplineKernel(values["n_bins"])  # validates n_bins against min_size
+        for name, value in values.items():  # plain Python values (numpy ints come in too)
+            object.__setattr__(self, name, value)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -132,13 +146,19 @@ def build_u1_flow(
     Returns:
         The model, with its :class:`U1FlowConfig` as ``model.config``.
 
+    Raises:
+        TypeError: ``config`` is not a :class:`U1FlowConfig`, an override is not one of its
+            fields or of the wrong kind, ``seed`` is not an integer.
+        ValueError: a value out of range (see :class:`U1FlowConfig`).
+
     Example:
         >>> model = build_u1_flow(8, n_layers=16, seed=0)
         >>> theta, logq = model.sample(32)          # (32, 2, 8, 8), (32,)
     """
     if L is not None:
         overrides["L"] = L
-    config = U1FlowConfig(**{**(config.to_dict() if config else {}), **overrides})
+    config = _args.config(U1FlowConfig, config, overrides, "build_u1_flow")
+    seed = _args.seed(seed)
     shape = (config.L, config.L)
     with torch.random.fork_rng(devices=[], enabled=seed is not None):
         if seed is not None:
@@ -171,10 +191,13 @@ def add_loops_2x1(model: FlowModel) -> FlowModel:
         ValueError: ``model`` is not from :func:`build_u1_flow`, or already sees the loops.
     """
     config = getattr(model, "config", None)
-    if not isinstance(config, U1FlowConfig):
-        raise ValueError("add_loops_2x1 takes a U(1) flow built by build_u1_flow")
+    if not isinstance(model, FlowModel) or not isinstance(config, U1FlowConfig):
+        raise ValueError(
+            f"model must be a U(1) flow built by build_u1_flow (add_loops_2x1), got "
+            f"{type(model).__name__}"
+        )
     if config.loops_2x1:
-        raise ValueError("this flow's conditioners already see the 2×1 loops")
+        raise ValueError("model: this flow's conditioners already see the 2×1 loops")
     wider = build_u1_flow(config=config, loops_2x1=True, seed=0)  # weights replaced below
     state = model.state_dict()
     for name, tensor in wider.state_dict().items():
@@ -198,10 +221,13 @@ def add_line_rotations(model: FlowModel) -> FlowModel:
         ValueError: ``model`` is not from :func:`build_u1_flow`, or already has them.
     """
     config = getattr(model, "config", None)
-    if not isinstance(config, U1FlowConfig):
-        raise ValueError("add_line_rotations takes a U(1) flow built by build_u1_flow")
+    if not isinstance(model, FlowModel) or not isinstance(config, U1FlowConfig):
+        raise ValueError(
+            f"model must be a U(1) flow built by build_u1_flow (add_line_rotations), got "
+            f"{type(model).__name__}"
+        )
     if config.line_rotations:
-        raise ValueError("this flow already has line rotations")
+        raise ValueError("model: this flow already has line rotations")
     longer = build_u1_flow(config=config, line_rotations=True, seed=0)
     plaquette_layers = [
         layer for layer in longer.flow.layers if isinstance(layer, GaugeEquivariantCoupling)

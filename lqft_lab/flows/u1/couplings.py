@@ -27,30 +27,46 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ...actions.u1 import _plaquette_angles, check_links, wrap_angle
+from ... import checks
+from ...actions.u1 import _plaquette_angles, wrap_angle
+from .. import _args
+from ..base import check_flow_input
 from .masks import U1Masks
 
 __all__ = ["StripeCoupling", "GaugeEquivariantCoupling"]
 
 
 class _Coupling(nn.Module):
-    """A layer whose two directions are one method, ``_couple(links, inverse)``."""
+    """A layer whose two directions are one method, ``_couple(links, inverse)``.
+
+    ``forward(z)`` and ``reverse(x)`` first check their argument with ``_check(name, links)``
+    (kind, shape, dtype and device; see :mod:`lqft_lab.flows.base` on finiteness).
+    """
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(x, logJ)``; refuses links of the wrong kind, shape, dtype or device."""
+        self._check("z", z)
         return self._couple(z, inverse=False)
 
     def reverse(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(z, logJ_inv)``; refuses links of the wrong kind, shape, dtype or device."""
+        self._check("x", x)
         return self._couple(x, inverse=True)
 
     def _couple(self, links: torch.Tensor, inverse: bool) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
-    def _check_links(self, theta: torch.Tensor) -> None:
+    def _check(self, name: str, theta) -> None:
         """U(1) link angles ``(B, 2, L0, L1)`` on this layer's lattice ``self.lattice``."""
-        check_links(theta)
+        check_flow_input(self, name, theta, complex_field=False)
+        if theta.dim() != 4 or theta.shape[1] != 2:
+            raise ValueError(
+                f"{name} must hold 2D U(1) link angles of shape (B, 2, L0, L1), "
+                f"got {tuple(theta.shape)}"
+            )
         if tuple(theta.shape[2:]) != self.lattice:
             raise ValueError(
-                f"links of shape {tuple(theta.shape)} do not fit this layer's lattice "
+                f"{name}: links of shape {tuple(theta.shape)} do not fit this layer's lattice "
                 f"(B, 2, {self.lattice[0]}, {self.lattice[1]})"
             )
 
@@ -65,6 +81,18 @@ class StripeCoupling(_Coupling):
 
     def __init__(self, kernel: nn.Module, conditioner: nn.Module | None, masks: U1Masks):
         super().__init__()
+        if not isinstance(kernel, nn.Module):
+            raise checks.ArgumentKindError(
+                f"kernel must be a torch.nn.Module, got {type(kernel).__name__}"
+            )
+        if conditioner is not None and not isinstance(conditioner, nn.Module):
+            raise checks.ArgumentKindError(
+                f"conditioner must be a torch.nn.Module, got {type(conditioner).__name__}"
+            )
+        if not isinstance(masks, U1Masks):
+            raise checks.ArgumentKindError(
+                f"masks must be U1Masks from u1_masks, got {type(masks).__name__}"
+            )
         self.kernel = kernel
         self.conditioner = conditioner
         self.mu, self.offset = masks.mu, masks.offset
@@ -101,8 +129,15 @@ class GaugeEquivariantCoupling(StripeCoupling):
     def __init__(
         self, kernel: nn.Module, conditioner: nn.Module, masks: U1Masks, loops_2x1: bool = False
     ):
+        if not hasattr(kernel, "n_params"):
+            raise checks.ArgumentKindError(
+                f"kernel must be a circle map with n_params (NCPKernel, CircularSplineKernel), "
+                f"got {type(kernel).__name__}"
+            )
+        if conditioner is None:
+            raise checks.ArgumentKindError("conditioner must be a torch.nn.Module, got None")
         super().__init__(kernel, conditioner, masks)
-        self.loops_2x1 = bool(loops_2x1)
+        self.loops_2x1 = _args.flag("loops_2x1", loops_2x1)
         self.register_buffer("link_sign", masks.link_sign.clone(), persistent=False)
         self.register_buffer("active", masks.active.clone(), persistent=False)
 
@@ -128,7 +163,6 @@ class GaugeEquivariantCoupling(StripeCoupling):
         return torch.cat([frozen, torch.where(self.active, pair, 0.0)], dim=1)
 
     def _couple(self, theta: torch.Tensor, inverse: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        self._check_links(theta)
         B = theta.shape[0]
         plaq = _plaquette_angles(theta)  # (B, L0, L1), unwrapped
         params = self.conditioner(self.features(plaq))

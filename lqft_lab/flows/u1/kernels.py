@@ -19,7 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ... import checks
 from ...actions.u1 import wrap_angle
+from .. import _args
 
 __all__ = ["KERNELS", "NCPKernel"]
 
@@ -82,10 +84,9 @@ class NCPKernel(nn.Module):
 
     def __init__(self, n_mixture: int = 2, rotation: bool = True):
         super().__init__()
-        if isinstance(n_mixture, bool) or not isinstance(n_mixture, int) or n_mixture < 1:
-            raise ValueError(f"n_mixture must be an integer >= 1, got {n_mixture!r}")
-        self.n_mixture = n_mixture
-        self.rotation = bool(rotation)
+        self.n_mixture = checks.integer("n_mixture", n_mixture, low=1)
+        self.rotation = _args.flag("rotation", rotation)
+        n_mixture = self.n_mixture
         self.n_params = n_mixture + (n_mixture if n_mixture > 1 else 0) + int(self.rotation)
 
     def extra_repr(self) -> str:
@@ -109,13 +110,24 @@ class NCPKernel(nn.Module):
         return (w * g).sum(dim=1), (w * dg).sum(dim=1)
 
     def forward(self, x: torch.Tensor, params: torch.Tensor):
-        """``(h(x), log h'(x))`` for angles ``x`` (any real; ``[-π, π)`` in the layers)."""
+        """``(h(x), log h'(x))`` for angles ``x`` (any real; ``[-π, π)`` in the layers).
+
+        Raises:
+            TypeError, ValueError: ``x`` or ``params`` of the wrong kind, dtype or shape
+                (``params: (B, n_params, ...)`` for ``x: (B, ...)``).
+        """
+        _args.kernel_inputs(self, "x", x, params)
         s, w, t = self._unpack(params)
         h, dh = self._mixture(x, s, w)
         return h + t, torch.log(dh)
 
     def inverse(self, y: torch.Tensor, params: torch.Tensor):
-        """``(x, -log h'(x))`` with ``x ∈ [-π, π]`` and ``h(x) ≡ y (mod 2π)``."""
+        """``(x, -log h'(x))`` with ``x ∈ [-π, π]`` and ``h(x) ≡ y (mod 2π)``.
+
+        Raises:
+            TypeError, ValueError: as :meth:`forward`, naming ``y``.
+        """
+        _args.kernel_inputs(self, "y", y, params)
         s, w, t = self._unpack(params)
         u = wrap_angle(y - t)  # the target of the unrotated mixture, in [-π, π)
         with torch.no_grad():

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ... import checks
 from ...actions.u1 import _plaquette_angles
 from ...lattice import lattice_shape as _lattice_shape
 from .couplings import _Coupling
@@ -85,11 +86,28 @@ class LineRotationCoupling(_Coupling):
         parity: int,
     ):
         super().__init__()
-        shape = _lattice_shape(tuple(lattice_shape))
+        if not isinstance(kernel, nn.Module) or not hasattr(kernel, "n_params"):
+            raise checks.ArgumentKindError(
+                f"kernel must be a kernel module with n_params (NCPKernel, a spline), got "
+                f"{type(kernel).__name__}"
+            )
+        if not isinstance(conditioner, nn.Module):
+            raise checks.ArgumentKindError(
+                f"conditioner must be a torch.nn.Module, got {type(conditioner).__name__}"
+            )
+        convs = [m for m in conditioner.modules() if isinstance(m, nn.Conv1d | nn.Conv2d)]
+        if not convs:
+            raise ValueError(
+                "conditioner must end in a convolution (it is zeroed so that the layer starts "
+                "as the identity)"
+            )
+        shape = _lattice_shape(lattice_shape, name="lattice_shape")
         if len(shape) != 2:
-            raise ValueError(f"line rotations are for 2D lattices, got extents {shape}")
+            raise ValueError(f"line rotations are for 2D lattices, got lattice_shape {shape}")
+        mu = checks.integer("mu", mu)
         if mu not in (0, 1):
             raise ValueError(f"mu must be 0 or 1, got {mu!r}")
+        parity = checks.integer("parity", parity)
         if parity not in (0, 1):
             raise ValueError(f"parity must be 0 or 1, got {parity!r}")
         if shape[1 - mu] % 2:
@@ -101,7 +119,7 @@ class LineRotationCoupling(_Coupling):
         self.conditioner = conditioner
         self.mu, self.parity, self.lattice = mu, parity, shape
         self.sigma = 1.0 if mu == 0 else -1.0
-        last = [m for m in conditioner.modules() if isinstance(m, nn.Conv1d | nn.Conv2d)][-1]
+        last = convs[-1]
         with torch.no_grad():
             last.weight.zero_()
             if last.bias is not None:
@@ -131,7 +149,6 @@ class LineRotationCoupling(_Coupling):
         return self.sigma * arg_a, features
 
     def _couple(self, theta: torch.Tensor, inverse: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        self._check_links(theta)
         v, features = self.features(_plaquette_angles(theta))
         params = self.conditioner(features)
         if params.shape[1:] != (self.kernel.n_params, v.shape[1]):

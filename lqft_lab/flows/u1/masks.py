@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ... import checks
 from ...lattice import lattice_shape as _lattice_shape
 
 __all__ = ["STRIPE_PERIOD", "stripe_offset", "U1Masks", "u1_masks"]
@@ -47,9 +48,15 @@ def stripe_offset(layer: int, offset_step: int = -1) -> int:
     steps the offset down, so that each layer's passive plaquettes are the next layer's
     active ones (see the module doc); ``+1`` is the order of checkpoints written before the
     choice existed.
+
+    Raises:
+        TypeError: ``layer`` or ``offset_step`` is not an integer.
+        ValueError: ``layer < 0`` or ``offset_step`` other than -1 and +1.
     """
-    if offset_step not in (-1, 1):
+    layer = checks.integer("layer", layer, low=0)
+    if isinstance(offset_step, bool) or offset_step not in (-1, 1):
         raise ValueError(f"offset_step must be -1 or +1, got {offset_step!r}")
+    offset_step = int(offset_step)
     return (offset_step * (layer // 2)) % STRIPE_PERIOD
 
 
@@ -74,6 +81,27 @@ class U1Masks:
     passive: torch.Tensor
     frozen: torch.Tensor
 
+    def __post_init__(self):
+        mu = checks.integer("mu", self.mu)
+        if mu not in (0, 1):
+            raise ValueError(f"mu must be 0 or 1, got {mu!r}")
+        offset = checks.integer("offset", self.offset)
+        if offset not in range(STRIPE_PERIOD):
+            raise ValueError(f"offset must be 0, 1, 2 or 3, got {offset!r}")
+        for name in ("links", "link_sign", "active", "passive", "frozen"):
+            value = getattr(self, name)
+            if not isinstance(value, torch.Tensor):
+                raise checks.ArgumentKindError(
+                    f"{name} must be a torch.Tensor, got {type(value).__name__}"
+                )
+        plaquettes = self.active.shape
+        if len(plaquettes) != 2 or any(
+            getattr(self, n).shape != plaquettes for n in ("passive", "frozen")
+        ):
+            raise ValueError("active, passive and frozen must be (L0, L1) masks of one shape")
+        if any(getattr(self, n).shape != (2, *plaquettes) for n in ("links", "link_sign")):
+            raise ValueError(f"links and link_sign must have shape (2, {tuple(plaquettes)})")
+
 
 def u1_masks(lattice_shape: Sequence[int], mu: int, offset: int) -> U1Masks:
     """Stripe masks for the layer that updates links ``θ_mu(x)`` with ``x_nu ≡ offset (mod 4)``.
@@ -85,14 +113,17 @@ def u1_masks(lattice_shape: Sequence[int], mu: int, offset: int) -> U1Masks:
         offset: 0, 1, 2 or 3.
 
     Raises:
+        TypeError: ``mu`` or ``offset`` is not an integer.
         ValueError: for a lattice that is not 2D, an extent that is not a multiple of 4, or
             ``mu``/``offset`` out of range.
     """
-    shape = _lattice_shape(tuple(lattice_shape))
+    shape = _lattice_shape(lattice_shape, name="lattice_shape")
     if len(shape) != 2:
-        raise ValueError(f"U(1) stripe masks are for 2D lattices, got extents {shape}")
+        raise ValueError(f"U(1) stripe masks are for 2D lattices, got lattice_shape {shape}")
+    mu = checks.integer("mu", mu)
     if mu not in (0, 1):
         raise ValueError(f"mu must be 0 or 1, got {mu!r}")
+    offset = checks.integer("offset", offset)
     if offset not in range(STRIPE_PERIOD):
         raise ValueError(f"offset must be 0, 1, 2 or 3, got {offset!r}")
     nu = 1 - mu
@@ -101,11 +132,15 @@ def u1_masks(lattice_shape: Sequence[int], mu: int, offset: int) -> U1Masks:
             f"the U(1) stripe masks repeat every {STRIPE_PERIOD} sites, so the lattice extent "
             f"L{nu} must be a multiple of {STRIPE_PERIOD}, got lattice {shape}"
         )
-    coords = torch.meshgrid(torch.arange(shape[0]), torch.arange(shape[1]), indexing="ij")
+    # on the CPU whatever the default device: small, and built eagerly even for shape-only
+    # (meta) models, which lqft_lab.io checks checkpoints against
+    coords = torch.meshgrid(
+        torch.arange(shape[0], device="cpu"), torch.arange(shape[1], device="cpu"), indexing="ij"
+    )
     r = (coords[nu] - offset) % STRIPE_PERIOD  # (L0, L1): position inside the stripe pattern
     active = r == 0
-    links = torch.zeros((2, *shape), dtype=torch.bool)
+    links = torch.zeros((2, *shape), dtype=torch.bool, device="cpu")
     links[mu] = active
-    link_sign = torch.zeros((2, *shape), dtype=torch.int8)
+    link_sign = torch.zeros((2, *shape), dtype=torch.int8, device="cpu")
     link_sign[mu] = active.to(torch.int8) * (1 if mu == 0 else -1)
     return U1Masks(mu, offset, links, link_sign, active, r == 3, (r == 1) | (r == 2))

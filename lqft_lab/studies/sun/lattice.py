@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ... import checks
 from ...actions import SUNWilsonAction, sun_gauge_transform
 from ...analysis import GammaResult, gamma_method
 from ...exact import sun as exact_sun
@@ -22,7 +23,8 @@ from ...io import load_checkpoint, pretrained_path
 from ...observables import sun_mean_plaquette, sun_wilson_loop
 from ...samplers import SUNHMC, FlowMetropolis, SUNHeatbath, run_chain
 from ...train import train_and_evaluate
-from .single import markdown_table
+from .. import _checks
+from .single import _check_training, markdown_table
 from .sizes import NotebookSizes
 
 __all__ = [
@@ -64,7 +66,21 @@ def train_sun_flow(
 
     Returns:
         ``(model, trainer, metrics)``, ``metrics`` from :func:`~lqft_lab.train.evaluate`.
+
+    Raises:
+        TypeError, ValueError: naming the argument, before anything is built: ``L`` not an
+            even integer >= 2 (or not ``model``'s), ``N`` < 2, ``beta`` not finite and >= 0,
+            ``n_steps`` or ``batch_size`` < 1, ``n_eval`` < 2, ``lr`` not positive, a bad
+            seed, device or flag.
     """
+    L = _lattice_extent(L)
+    N = checks.integer("N", N, low=2)
+    beta = checks.real("beta", beta, low=0)
+    _check_training(n_steps, seed, lr, batch_size, n_eval, device, progress)
+    if model is not None:
+        lattice = tuple(getattr(model, "lattice_shape", ()))
+        if lattice[:3] != (2, L, L):
+            raise ValueError(f"model samples links of shape {lattice}, not (2, {L}, {L}, N, N)")
     action = SUNWilsonAction(beta, N)
     if model is None:
         model = build_sun_flow(L, N, seed=seed)
@@ -100,6 +116,12 @@ class LatticeFlow:
     steps: int
     metrics: dict
 
+    def __post_init__(self):
+        checks.integer("N", self.N, low=2)
+        _checks.flag("pretrained", self.pretrained)
+        checks.integer("steps", self.steps, low=0)
+        _checks.mapping("metrics", self.metrics, empty=True)
+
     @property
     def summary(self) -> str:
         """One sentence on the flow's origin and quality."""
@@ -113,6 +135,13 @@ class LatticeFlow:
             f"SU({self.N}): trained {self.steps} steps; ESS {q['ess']:.3f}, "
             f"acceptance {q['acceptance']:.3f}"
         )
+
+
+def _lattice_extent(L) -> int:
+    L = checks.integer("L", L, low=2)
+    if L % 2:
+        raise ValueError(f"L must be even (the flows' checkerboard masks), got {L}")
+    return L
 
 
 def lattice_flows(
@@ -132,7 +161,22 @@ def lattice_flows(
     (``FileNotFoundError`` names the shipped ones); otherwise a flow of
     ``sizes.lattice_layers`` couplings is trained by :func:`train_sun_flow` for
     ``sizes.lattice_train`` steps (``sizes`` defaults to full mode's).
+
+    Raises:
+        TypeError, ValueError: naming the argument, before anything is loaded or trained:
+            ``groups`` not integers >= 2, ``L`` not even, ``beta`` not finite and >= 0,
+            ``sizes`` not a :class:`NotebookSizes`, a bad seed, device or flag.
+        FileNotFoundError: with ``pretrained``, when no flow is shipped for some ``N``.
     """
+    groups = _checks.integers("groups", groups, low=2)
+    L = _lattice_extent(L)
+    beta = checks.real("beta", beta, low=0)
+    _checks.flag("pretrained", pretrained)
+    if sizes is not None:
+        _checks.instance("sizes", sizes, NotebookSizes)
+    seed = _checks.seed("seed", seed)
+    device = _checks.device("device", device)
+    _checks.flag("progress", progress)
     sizes = sizes or NotebookSizes()
     out = {}
     for N in groups:
@@ -165,7 +209,17 @@ def lattice_equivariance(model, *, n_samples: int = 2, seed: int = 0) -> dict:
     Returns:
         ``{"equivariance": max |f(g·U) − g·f(U)|, "logJ": max |logJ(g·U) − logJ(U)|}`` for
         prior draws ``U`` and a Haar-random gauge transformation ``g`` (round-off size).
+
+    Raises:
+        TypeError, ValueError: for a ``model`` that is not a lattice flow (``prior`` and
+            ``flow``), ``n_samples`` < 1 or a bad seed.
     """
+    if not (hasattr(model, "prior") and hasattr(model, "flow")):
+        raise checks.ArgumentKindError(
+            f"model must be a lattice flow (build_sun_flow), got {type(model).__name__}"
+        )
+    n_samples = checks.integer("n_samples", n_samples, low=1)
+    seed = _checks.seed("seed", seed)
     m64 = copy.deepcopy(model).double().cpu()
     z = m64.prior.sample(n_samples, generator=torch.Generator().manual_seed(seed))
     N, L = z.shape[-1], z.shape[-4:-2]  # z: (B, 2, L0, L1, N, N)
@@ -179,7 +233,15 @@ def lattice_equivariance(model, *, n_samples: int = 2, seed: int = 0) -> dict:
 
 
 def lattice_exact_table(groups, beta: float, L: int) -> str:
-    """Markdown table of the exact plaquette (``L × L`` and infinite volume) and ``W(2, 2)``."""
+    """Markdown table of the exact plaquette (``L × L`` and infinite volume) and ``W(2, 2)``.
+
+    Raises:
+        TypeError, ValueError: for ``groups`` not integers >= 2, ``beta`` not finite and
+            >= 0, ``L`` not an integer >= 1.
+    """
+    groups = _checks.integers("groups", groups, low=2)
+    beta = checks.real("beta", beta, low=0)
+    L = checks.integer("L", L, low=1)
     rows = [
         [
             f"SU({N})",
@@ -195,7 +257,10 @@ def lattice_exact_table(groups, beta: float, L: int) -> str:
 
 
 def sun_observables() -> dict:
-    """Chain observables ``{"plaq": (1/N) Re tr U_P, "W22": 2×2 Wilson loop}``, each ``(B,)``."""
+    """Chain observables ``{"plaq": (1/N) Re tr U_P, "W22": 2×2 Wilson loop}``, each ``(B,)``.
+
+    Takes no argument: nothing to refuse.
+    """
     return {"plaq": sun_mean_plaquette, "W22": lambda U: sun_wilson_loop(U, 2, 2)}
 
 
@@ -228,6 +293,13 @@ class SUNRun:
     n_chains: int
     thermalize: int
     seconds: float
+
+    def __post_init__(self):
+        checks.choice("algorithm", self.algorithm, ALGORITHMS)
+        checks.integer("N", self.N, low=2)
+        checks.integer("n_steps", self.n_steps, low=1)
+        checks.integer("n_chains", self.n_chains, low=1)
+        checks.integer("thermalize", self.thermalize, low=0)
 
     @property
     def seconds_per_step(self) -> float:
@@ -263,12 +335,24 @@ def run_sun_algorithm(
     pass (:class:`~lqft_lab.samplers.FlowMetropolis`): the same chain law, faster on a GPU.
 
     Raises:
-        ValueError: for an unknown algorithm or a missing model.
+        TypeError, ValueError: naming the argument: an unknown algorithm, a missing model,
+            ``N`` < 2, ``beta`` not finite and >= 0, ``L`` < 2, ``n_steps`` < 2,
+            ``n_chains`` or ``prefetch`` < 1, a negative ``thermalize``, a bad seed or device.
     """
-    if algorithm not in ALGORITHMS:
+    if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
         raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
+    N = checks.integer("N", N, low=2)
+    beta = checks.real("beta", beta, low=0)
+    L = checks.integer("L", L, low=2)
+    n_steps = checks.integer("n_steps", n_steps, low=2)
+    n_chains = checks.integer("n_chains", n_chains, low=1)
+    if thermalize is not None:
+        thermalize = checks.integer("thermalize", thermalize, low=0)
+    seed = _checks.seed("seed", seed)
+    device = _checks.device("device", device)
+    prefetch = checks.integer("prefetch", prefetch, low=1)
+    _checks.flag("progress", progress)
     action = SUNWilsonAction(beta, N)
-    device = torch.device(device)
     generator = torch.Generator(device=device).manual_seed(seed)
     if algorithm == "flow":
         if model is None:
@@ -328,7 +412,27 @@ def run_sun_study(
 
     Returns:
         ``{(algorithm, N): SUNRun}``, for each ``N`` in the order flow, hmc, heatbath.
+
+    Raises:
+        TypeError, ValueError: naming the argument, before any chain runs: ``groups`` not
+            integers >= 2, ``models`` lacking a flow for one of them, ``flow``/``hmc``/
+            ``heatbath`` not ``(chains >= 1, steps >= 2)``, and what
+            :func:`run_sun_algorithm` refuses.
     """
+    groups = _checks.integers("groups", groups, low=2)
+    _checks.mapping("models", models)
+    missing = [N for N in groups if N not in models]
+    if missing:
+        raise ValueError(f"models lacks a flow for N = {missing}")
+    flow = _checks.chains_and_steps("flow", flow)
+    hmc = _checks.chains_and_steps("hmc", hmc)
+    heatbath = _checks.chains_and_steps("heatbath", heatbath)
+    beta = checks.real("beta", beta, low=0)
+    L = _lattice_extent(L)
+    prefetch = checks.integer("prefetch", prefetch, low=1)
+    seed = _checks.seed("seed", seed)
+    device = _checks.device("device", device)
+    _checks.flag("progress", progress)
     sizes = {"hmc": hmc, "heatbath": heatbath}
     study = {}
     for N in groups:
@@ -355,7 +459,12 @@ def run_sun_study(
 
 
 def sun_study_table(study: dict) -> str:
-    """Markdown table of :func:`run_sun_study`'s runs: plaquette, τ_int, acceptance, cost."""
+    """Markdown table of :func:`run_sun_study`'s runs: plaquette, τ_int, acceptance, cost.
+
+    Raises:
+        TypeError: unless ``study`` is a dict of :class:`SUNRun`.
+    """
+    _checks.mapping("study", study, SUNRun, empty=True)
     rows = [
         [
             f"SU({N})",

@@ -13,12 +13,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ... import checks
 from ...actions import SingleMatrixAction
 from ...analysis import ess as _ess
 from ...exact import sun as exact_sun
 from ...flows import build_single_matrix_flow
 from ...groups.sun import dagger, eigenphases, haar
 from ...train import train_and_evaluate
+from .. import _checks
 
 __all__ = [
     "SINGLE_MATRIX_TARGETS",
@@ -48,9 +50,15 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def single_matrix_action(name: str, N: int) -> SingleMatrixAction:
-    """The action of target ``name`` (a key of :data:`SINGLE_MATRIX_TARGETS`) for SU(N)."""
-    if name not in SINGLE_MATRIX_TARGETS:
+    """The action of target ``name`` (a key of :data:`SINGLE_MATRIX_TARGETS`) for SU(N).
+
+    Raises:
+        TypeError, ValueError: for an unknown target (named ``target``) or ``N`` not an
+            integer >= 2.
+    """
+    if not isinstance(name, str) or name not in SINGLE_MATRIX_TARGETS:
         raise ValueError(f"target must be one of {sorted(SINGLE_MATRIX_TARGETS)}, got {name!r}")
+    N = checks.integer("N", N, low=2)
     beta, coeffs = SINGLE_MATRIX_TARGETS[name]
     return SingleMatrixAction(beta, coeffs, N)
 
@@ -76,8 +84,14 @@ def train_single_matrix_flow(
 
     Returns:
         ``(model, trainer, metrics)``, ``metrics`` from :func:`~lqft_lab.train.evaluate`.
+
+    Raises:
+        TypeError, ValueError: naming the argument, before anything is built: an unknown
+            ``target``, ``N`` < 2, ``n_steps`` or ``batch_size`` < 1, ``n_eval`` < 2, ``lr``
+            not positive, a bad seed, device or flag.
     """
     action = single_matrix_action(target, N)
+    _check_training(n_steps, seed, lr, batch_size, n_eval, device, progress)
     if model is None:
         model = build_single_matrix_flow(N, seed=seed)
     return train_and_evaluate(
@@ -93,12 +107,53 @@ def train_single_matrix_flow(
     )
 
 
+def _check_training(n_steps, seed, lr, batch_size, n_eval, device, progress) -> None:
+    """The training arguments shared by the SU(N) recipes."""
+    checks.integer("n_steps", n_steps, low=1)
+    _checks.seed("seed", seed)
+    checks.positive("lr", lr)
+    checks.integer("batch_size", batch_size, low=1)
+    checks.integer("n_eval", n_eval, low=2)
+    _checks.device("device", device)
+    _checks.flag("progress", progress)
+
+
 def train_single_matrix_flows(N: int, targets, n_steps: int, **options) -> dict:
     """:func:`train_single_matrix_flow` for each name in ``targets``, in order.
 
     Returns:
         ``{name: (model, metrics)}``; ``options`` are passed on unchanged.
+
+    Raises:
+        TypeError, ValueError: as :func:`train_single_matrix_flow`, for every target before
+            the first is trained (an empty ``targets`` trains nothing).
     """
+    if isinstance(targets, str):  # one name, not its letters
+        targets = [targets]
+    try:
+        targets = list(targets)
+    except TypeError:
+        raise checks.ArgumentKindError(
+            f"targets must be a list of target names, got {targets!r:.80}"
+        ) from None
+    allowed = {"seed", "lr", "batch_size", "n_eval", "model", "device", "progress"}
+    if set(options) - allowed:
+        raise checks.ArgumentKindError(
+            f"options {sorted(set(options) - allowed)} are not train_single_matrix_flow's"
+        )
+    for name in targets:
+        single_matrix_action(name, N)
+    defaults = {"seed": 0, "lr": 1e-2, "batch_size": 256, "n_eval": 8192, "device": "cpu"}
+    opts = defaults | {k: v for k, v in options.items() if k not in ("model",)}
+    _check_training(
+        n_steps,
+        opts["seed"],
+        opts["lr"],
+        opts["batch_size"],
+        opts["n_eval"],
+        opts["device"],
+        opts.get("progress", False),
+    )
     out = {}
     for name in targets:
         model, _, metrics = train_single_matrix_flow(N, name, n_steps, **options)
@@ -116,7 +171,14 @@ def single_matrix_equivariance(N: int = 3, n_samples: int = 256, *, seed: int = 
     Returns:
         ``{"equivariance": max |f(ΩUΩ†) − Ω f(U) Ω†|, "logJ": max |logJ(ΩUΩ†) − logJ(U)|,
         "round_trip": max |f⁻¹(f(U)) − U|}``, floats of round-off size (about ``1e-14``).
+
+    Raises:
+        TypeError, ValueError: for ``N`` not an integer in ``[2, 8]``, ``n_samples`` < 1,
+            or a bad seed.
     """
+    N = checks.integer("N", N, low=2, high=8)
+    n_samples = checks.integer("n_samples", n_samples, low=1)
+    seed = _checks.seed("seed", seed)
     model = build_single_matrix_flow(N, seed=seed).double()
     noise = torch.Generator().manual_seed(seed)
     for p in model.parameters():
@@ -134,7 +196,13 @@ def single_matrix_equivariance(N: int = 3, n_samples: int = 256, *, seed: int = 
 
 
 def single_matrix_targets_table(N: int = 3) -> str:
-    """Markdown table of the targets with their exact ``⟨(1/N) Re tr U⟩`` and ``log Z``."""
+    """Markdown table of the targets with their exact ``⟨(1/N) Re tr U⟩`` and ``log Z``.
+
+    Raises:
+        TypeError, ValueError: for ``N`` not an integer in ``[2, 4]`` (the exact values are
+            quadratures over ``N - 1`` eigenphases: ``N = 5`` would take minutes).
+    """
+    N = checks.integer("N", N, low=2, high=4)
     rows = [
         [
             name,
@@ -179,6 +247,10 @@ class SingleMatrixMeasurement:
     n: int
     phases: np.ndarray
 
+    def __post_init__(self):
+        checks.integer("N", self.N, low=2)
+        checks.integer("n", self.n, low=1)
+
     @property
     def pull(self) -> float:
         """``(estimate - exact) / σ`` of ``⟨(1/N) Re tr U⟩``."""
@@ -199,10 +271,23 @@ def measure_single_matrix_flow(
     With ``w_i ∝ e^{-S(U_i)}/q(U_i)`` normalised to one, ``⟨(1/N) Re tr U⟩`` is estimated by
     ``Σ w_i t_i`` with error ``sqrt(Σ w_i² (t_i - estimate)²)`` (delta method for the ratio
     estimator); it is unbiased as ``n_samples`` grows for any flow that covers the target.
+
+    Raises:
+        TypeError, ValueError: for an ``action`` that is not a
+            :class:`~lqft_lab.actions.SingleMatrixAction`, a ``model`` without ``sample``,
+            ``n_samples`` not an integer >= 2, a bad ``generator``, or non-finite
+            log-weights (the flow cannot be measured then).
     """
+    _checks.instance("action", action, SingleMatrixAction)
+    if not hasattr(model, "sample"):
+        raise checks.ArgumentKindError(f"model must be a flow, got {type(model).__name__}")
+    n_samples = checks.integer("n_samples", n_samples, low=2)
+    _checks.generator("generator", generator)
     N, beta, coeffs = action.N, action.beta, action.coeffs
     U, logq = model.sample(n_samples, generator=generator)
     logw = (-action(U) - logq).double()
+    if not bool(torch.isfinite(logw).all()):
+        raise ValueError("model produced a non-finite log-weight; it cannot be measured")
     w = torch.exp(logw - logw.max())
     w = w / w.sum()
     tr = torch.diagonal(U, dim1=-2, dim2=-1).sum(-1).real.double() / N
@@ -229,7 +314,16 @@ def single_matrix_table(quality: dict, measured: dict) -> str:
     Args:
         quality: ``{target: metrics}`` from :func:`~lqft_lab.train.evaluate`.
         measured: ``{target: SingleMatrixMeasurement}``.
+
+    Raises:
+        TypeError, ValueError: for arguments of other kinds, or a measured target that
+            ``quality`` lacks.
     """
+    _checks.mapping("quality", quality, dict, empty=True)
+    _checks.mapping("measured", measured, SingleMatrixMeasurement, empty=True)
+    missing = [name for name in measured if name not in quality]
+    if missing:
+        raise ValueError(f"quality lacks the metrics of {missing}")
     rows = [
         [
             name,

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ... import checks
+from .. import _checks
+
 __all__ = ["NotebookSizes", "notebook_sizes"]
 
 
@@ -37,6 +40,19 @@ class NotebookSizes:
     groups: tuple[int, ...] = field(default=(2, 3))
     prefetch: int = 8
 
+    def __post_init__(self):
+        """Refuse sizes no run could use (each ``TypeError``/``ValueError`` names the field)."""
+        for name in ("single_steps", "lattice_train"):
+            checks.integer(name, getattr(self, name), low=0)
+        for name in ("single_batch", "ess_samples", "lattice_batch"):
+            checks.integer(name, getattr(self, name), low=2)
+        checks.integer("lattice_layers", self.lattice_layers, low=1)
+        checks.positive("lattice_lr", self.lattice_lr)
+        for name in ("flow", "hmc", "heatbath"):
+            _checks.chains_and_steps(name, getattr(self, name))
+        _checks.integers("groups", self.groups, low=2)
+        checks.integer("prefetch", self.prefetch, low=1)
+
 
 # Fast mode: minutes on a CPU. Its lattice training (with use_pretrained = False) is a
 # demonstration only; data/README.md says how the shipped lattice flows were trained.
@@ -61,6 +77,6 @@ def notebook_sizes(mode: str) -> NotebookSizes:
         ValueError: for any other mode.
     """
     sizes = {"fast": _FAST, "full": NotebookSizes()}
-    if mode not in sizes:
+    if not isinstance(mode, str) or mode not in sizes:
         raise ValueError(f"mode must be 'fast' or 'full', got {mode!r}")
     return sizes[mode]

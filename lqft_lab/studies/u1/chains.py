@@ -13,10 +13,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ... import checks
 from ...actions import U1WilsonAction
 from ...analysis import GammaResult, gamma_method
 from ...observables import plaquette, topological_charge
 from ...samplers import HMC, FlowMetropolis, FlowMetropolisWithLocal, U1Heatbath, run_chain
+from .. import _checks
 
 __all__ = ["ALGORITHMS", "HMC_SETTINGS", "u1_observables", "U1Run", "run_u1_algorithm"]
 
@@ -27,7 +29,12 @@ HMC_SETTINGS = dict(step_size=0.1, n_steps=10)
 
 
 def u1_observables(L: int) -> dict:
-    """Chain observables ``{"plaq": ⟨cos θ_P⟩, "Q": charge, "chi_t": Q²/V}``, each ``(B,)``."""
+    """Chain observables ``{"plaq": ⟨cos θ_P⟩, "Q": charge, "chi_t": Q²/V}``, each ``(B,)``.
+
+    Raises:
+        TypeError, ValueError: unless ``L`` is an integer >= 1.
+    """
+    L = checks.integer("L", L, low=1)
     V = L * L
     return {
         "plaq": plaquette,
@@ -69,6 +76,13 @@ class U1Run:
     n_steps: int
     n_chains: int
     seconds: float
+
+    def __post_init__(self):
+        checks.choice("algorithm", self.algorithm, ALGORITHMS)
+        checks.integer("L", self.L, low=1)
+        checks.integer("n_steps", self.n_steps, low=1)
+        checks.integer("n_chains", self.n_chains, low=1)
+        checks.integer("Q_changes", self.Q_changes, low=0)
 
     @property
     def tau_Q_lower_bound(self) -> bool:
@@ -122,12 +136,28 @@ def run_u1_algorithm(
             GPU. Not used by the other algorithms.
 
     Raises:
-        ValueError: for an unknown algorithm or a missing model.
+        TypeError, ValueError: naming the argument: an unknown algorithm, a missing model or
+            one built for another lattice, ``beta`` not finite and >= 0, ``L`` not an
+            integer >= 2, ``n_steps`` < 2, ``n_chains`` or ``prefetch`` < 1, a negative
+            ``thermalize``, a bad seed or device.
     """
-    if algorithm not in ALGORITHMS:
+    if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
         raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
+    beta = checks.real("beta", beta, low=0)
+    L = checks.integer("L", L, low=2)
+    n_steps = checks.integer("n_steps", n_steps, low=2)
+    n_chains = checks.integer("n_chains", n_chains, low=1)
+    if thermalize is not None:
+        thermalize = checks.integer("thermalize", thermalize, low=0)
+    seed = _checks.seed("seed", seed)
+    device = _checks.device("device", device)
+    prefetch = checks.integer("prefetch", prefetch, low=1)
+    _checks.flag("progress", progress)
+    if model is not None and algorithm in ("flow", "flow_heatbath"):
+        lattice = tuple(getattr(model, "lattice_shape", (2, L, L)))
+        if lattice != (2, L, L):
+            raise ValueError(f"model samples links of shape {lattice}, not (2, {L}, {L}) for L={L}")
     action = U1WilsonAction(beta)
-    device = torch.device(device)
     generator = torch.Generator(device=device).manual_seed(seed)
     if algorithm in ("flow", "flow_heatbath"):
         if model is None:

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ... import exact
+from ... import checks, exact
 from ...actions import U1WilsonAction
 from ...observables import topological_charge
+from .. import _checks
 
 __all__ = [
     "LogZEstimate",
@@ -45,6 +46,9 @@ class LogZEstimate:
     n: int
     lebesgue_offset: float
 
+    def __post_init__(self):
+        checks.integer("n", self.n, low=1)
+
 
 @torch.no_grad()
 def log_z_estimate(
@@ -62,8 +66,16 @@ def log_z_estimate(
 
     Returns:
         A :class:`LogZEstimate`.
+
+    Raises:
+        TypeError, ValueError: for a ``model`` that is not a U(1) flow, ``n_samples`` not
+            an integer >= 2, ``batch_size`` < 1, a ``generator`` that is not one, or a flow
+            whose log-weights are not finite (no estimate exists then).
     """
+    _check_sampling(model, action, n_samples, generator, batch_size)
     logw, _ = _fresh_log_weights(model, action, n_samples, generator, batch_size)
+    if not bool(torch.isfinite(logw).all()):
+        raise ValueError("model produced a non-finite log-weight; log Z cannot be estimated")
     n = logw.numel()
     log_mean_w = float(torch.logsumexp(logw, 0) - math.log(n))
     w = torch.exp(logw - logw.max())  # rescaled weights; ratios are what matter
@@ -72,6 +84,17 @@ def log_z_estimate(
     error = math.sqrt(max(1 / ess - 1, 0.0) / n)
     offset = _lebesgue_offset(model)
     return LogZEstimate(log_mean_w - offset, error, ess, n, offset)
+
+
+def _check_sampling(model, action, n_samples, generator, batch_size) -> None:
+    """The arguments shared by the fresh-sample estimates."""
+    if not hasattr(model, "sample") or not hasattr(model, "lattice_shape"):
+        raise TypeError(f"model must be a U(1) flow (build_u1_flow), got {type(model).__name__}")
+    if not callable(action):
+        raise TypeError(f"action must be an action, got {type(action).__name__}")
+    checks.integer("n_samples", n_samples, low=2)
+    checks.integer("batch_size", batch_size, low=1)
+    _checks.generator("generator", generator)
 
 
 def _lebesgue_offset(model) -> float:
@@ -121,6 +144,9 @@ class ChargeDistribution:
     kl_Q: float
     n: int
 
+    def __post_init__(self):
+        checks.integer("n", self.n, low=1)
+
 
 @torch.no_grad()
 def charge_distribution(
@@ -141,11 +167,17 @@ def charge_distribution(
 
     Returns:
         A :class:`ChargeDistribution`.
+
+    Raises:
+        TypeError, ValueError: for an ``action`` that is not a
+            :class:`~lqft_lab.actions.U1WilsonAction`, ``n_samples`` not an integer >= 2,
+            ``batch_size`` < 1, a bad ``generator``, or non-finite log-weights.
     """
     if not isinstance(action, U1WilsonAction):
         raise TypeError(f"action must be a U1WilsonAction, got {type(action).__name__}")
     if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 2:
         raise ValueError(f"n_samples must be an integer >= 2, got {n_samples!r}")
+    _check_sampling(model, action, n_samples, generator, batch_size)
     logw, charge = _fresh_log_weights(
         model,
         action,
@@ -157,7 +189,7 @@ def charge_distribution(
     logw, charge = logw.numpy(), charge.numpy()
     lattice = tuple(model.lattice_shape[-2:])  # (L0, L1) of the links (2, L0, L1)
     if not np.all(np.isfinite(logw)):
-        raise ValueError("the flow produced a non-finite log-weight; it cannot be measured")
+        raise ValueError("model produced a non-finite log-weight; it cannot be measured")
     q_max = max(3, int(np.abs(charge).max()))
     charges = np.arange(-q_max, q_max + 1)
     onehot = charge[:, None] == charges[None, :]  # (N, 2 q_max + 1)
@@ -188,7 +220,14 @@ def charge_distribution(
 
 def charge_table(charge: dict) -> str:
     """A markdown table per β of ``charge``: ``KL(q‖p)``, the charge's part ``KL(q_Q‖P)``,
-    and ``⟨Q²⟩`` of the proposals, reweighted and exact."""
+    and ``⟨Q²⟩`` of the proposals, reweighted and exact.
+
+    Raises:
+        TypeError, ValueError: unless ``charge`` is a dict ``β → ChargeDistribution``.
+    """
+    _checks.mapping("charge", charge, ChargeDistribution, empty=True)
+    for b in charge:
+        checks.real("charge key (β)", b, low=0)
     rows = [
         "| β | KL(q‖p) (nats) | KL of the charge | ⟨Q²⟩ proposals | ⟨Q²⟩ reweighted | ⟨Q²⟩ exact |",
         "|---|---|---|---|---|---|",

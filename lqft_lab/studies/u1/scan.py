@@ -7,9 +7,10 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from ... import exact
+from ... import checks, exact
 from ...flows import build_u1_flow
-from .chains import run_u1_algorithm
+from .. import _checks
+from .chains import U1Run, run_u1_algorithm
 from .training import shipped_u1_flow, train_u1_flow
 
 __all__ = ["U1Sizes", "U1Scan", "run_u1_scan", "scan_table", "scan_records", "exact_table"]
@@ -60,6 +61,24 @@ class U1Sizes:
     prefetch: int = 4
     flow_heatbath_every_beta: bool = True
 
+    def __post_init__(self):
+        """Refuse sizes no run could use (each ``TypeError``/``ValueError`` names the field)."""
+        for name in ("train_steps", "scratch_steps", "study_train_steps"):
+            checks.integer(name, getattr(self, name), low=0)
+        for name in ("train_batch", "ess_samples", "logz_samples"):
+            checks.integer(name, getattr(self, name), low=2)
+        for name in ("train_lr", "scratch_lr", "study_lr"):
+            checks.positive(name, getattr(self, name))
+        for name in ("flow", "hmc", "heatbath"):
+            _checks.chains_and_steps(name, getattr(self, name))
+        checks.integer("study_L", self.study_L, low=4)
+        if self.study_L % 4:
+            raise ValueError(
+                f"study_L must be a multiple of 4 (the flows' stripe masks), got {self.study_L}"
+            )
+        checks.integer("prefetch", self.prefetch, low=1)
+        _checks.flag("flow_heatbath_every_beta", self.flow_heatbath_every_beta)
+
     @classmethod
     def for_mode(cls, mode: str) -> U1Sizes:
         """``"full"`` (the defaults: a GPU job, or an hour on two CPU cores) or ``"fast"``
@@ -104,6 +123,11 @@ class U1Scan:
     runs: dict = field(repr=False)
     flows: dict = field(repr=False)
     notes: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        checks.integer("L", self.L, low=1)
+        _checks.mapping("runs", self.runs, U1Run, empty=True)
+        _checks.mapping("flows", self.flows, empty=True)
 
     @property
     def flow_betas(self) -> list[float]:
@@ -171,7 +195,27 @@ def run_u1_scan(
 
     Returns:
         A :class:`U1Scan`.
+
+    Raises:
+        TypeError, ValueError: naming the argument, before any chain runs: ``betas`` not
+            finite reals >= 0, ``sizes`` not a :class:`U1Sizes`, no ``model``, ``beta`` or
+            ``L`` out of range, ``hmc_runs`` not a dict of :class:`U1Run`, a bad seed,
+            device or flag.
     """
+    betas = _checks.reals("betas", betas, low=0)
+    _checks.instance("sizes", sizes, U1Sizes)
+    if model is None or not hasattr(model, "state_dict") or not hasattr(model, "config"):
+        raise checks.ArgumentKindError(
+            f"model must be a U(1) flow (build_u1_flow), got {type(model).__name__}"
+        )
+    beta = checks.real("beta", beta, low=0)
+    L = checks.integer("L", L, low=4)
+    if hmc_runs is not None:
+        _checks.mapping("hmc_runs", hmc_runs, U1Run, empty=True)
+    _checks.flag("use_pretrained", use_pretrained)
+    seed = _checks.seed("seed", seed)
+    device = _checks.device("device", device)
+    _checks.flag("progress", progress)
     study_L = sizes.study_L
     runs = {}
     for b in betas:
@@ -277,7 +321,12 @@ def run_u1_scan(
 
 def scan_table(scan: U1Scan) -> str:
     """A markdown table: every run's plaquette and ``χ_t`` against the exact values, with
-    pulls, ``τ_int(Q)`` (``≥`` where only a lower bound) and the acceptance."""
+    pulls, ``τ_int(Q)`` (``≥`` where only a lower bound) and the acceptance.
+
+    Raises:
+        TypeError: unless ``scan`` is a :class:`U1Scan`.
+    """
+    _checks.instance("scan", scan, U1Scan)
     rows = [
         "| algorithm | β | ⟨cos θ_P⟩ | exact | pull | χ_t | exact | pull | τ_int(Q) | acceptance |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -308,7 +357,20 @@ def scan_records(scan: U1Scan, charge: dict | None = None) -> dict:
     ``chi_t_pull_<alg>_b<β>``; per ``β → ChargeDistribution`` of ``charge``: ``kl_b<β>`` and
     ``kl_Q_b<β>``; at the largest flow β: ``tau_Q_hmc_over_flow_b<β>`` and
     ``tau_Q_hmc_over_flow_heatbath_b<β>`` (lower bounds whenever HMC's own τ_int(Q) is one).
+
+    Raises:
+        TypeError, ValueError: unless ``scan`` is a :class:`U1Scan` with flow-MH, flow +
+            heatbath and HMC runs at its largest flow β, and ``charge`` a dict or ``None``.
     """
+    _checks.instance("scan", scan, U1Scan)
+    if charge is not None:
+        _checks.mapping("charge", charge, empty=True)
+    if not scan.flows:
+        raise ValueError("scan has no flow-MH runs (scan.flows is empty): nothing to compare")
+    top = max(scan.flows)
+    lacking = [a for a in ("hmc", "flow", "flow_heatbath") if (a, top) not in scan.runs]
+    if lacking:
+        raise ValueError(f"scan lacks the {lacking} runs at its largest flow β = {top:g}")
     out = {"study_L": scan.L}
     pulls = scan.pulls()
     for (alg, b), r in scan.runs.items():
@@ -331,7 +393,15 @@ def scan_records(scan: U1Scan, charge: dict | None = None) -> dict:
 def exact_table(betas, lattices, L_log_z: int) -> str:
     """A markdown table of the exact ``⟨cos θ_P⟩`` and ``χ_t`` at each β on each lattice
     extent in ``lattices``, and ``log Z`` (Haar normalisation) on ``L_log_z``
-    (:mod:`lqft_lab.exact`, the character expansion)."""
+    (:mod:`lqft_lab.exact`, the character expansion).
+
+    Raises:
+        TypeError, ValueError: for ``betas`` not finite reals >= 0, ``lattices`` not
+            integers >= 2, or ``L_log_z`` not an integer >= 2.
+    """
+    betas = _checks.reals("betas", betas, low=0)
+    lattices = _checks.integers("lattices", lattices, low=2)
+    L_log_z = checks.integer("L_log_z", L_log_z, low=2)
     head = " | ".join(f"⟨cos θ_P⟩ (L={n}) | χ_t (L={n})" for n in lattices)
     rows = [f"| β | {head} | log Z (L={L_log_z}) |", "|---" * (2 * len(lattices) + 2) + "|"]
     for b in betas:

@@ -7,11 +7,13 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ... import checks
 from ...actions import U1WilsonAction
 from ...flows import LineRotationCoupling, build_u1_flow
 from ...io import load_checkpoint, pretrained_path
 from ...samplers import U1Heatbath
 from ...train import evaluate, train_and_evaluate
+from .. import _checks
 
 __all__ = ["train_u1_flow", "ShippedFlow", "shipped_u1_flow"]
 
@@ -67,7 +69,36 @@ def train_u1_flow(
         ``(model, trainer, metrics)``, ``metrics`` from :func:`~lqft_lab.train.evaluate`
         of the returned weights; with ``keep_better`` it also holds ``"kept"``
         (``"trained"`` or ``"start"``) and ``"loss_trained"``.
+
+    Raises:
+        TypeError, ValueError: naming the argument, before anything is built or trained:
+            ``L`` not a multiple of 4 (or not ``model``'s), ``beta`` not finite and >= 0,
+            ``n_steps``, ``n_layers``, ``batch_size`` < 1, ``n_eval`` < 2, an unknown
+            ``kernel``, ``lr`` not positive, a bad seed, device or flag.
     """
+    L = checks.integer("L", L, low=4)
+    if L % 4:
+        raise ValueError(f"L must be a multiple of 4 (the stripe masks have period 4), got {L}")
+    beta = checks.real("beta", beta, low=0)
+    n_steps = checks.integer("n_steps", n_steps, low=1)
+    seed = _checks.seed("seed", seed)
+    n_layers = checks.integer("n_layers", n_layers, low=1)
+    checks.choice("kernel", kernel, ("ncp", "spline"))
+    lr = checks.positive("lr", lr)
+    batch_size = checks.integer("batch_size", batch_size, low=1)
+    n_eval = checks.integer("n_eval", n_eval, low=2)
+    device = _checks.device("device", device)
+    for name, value in (
+        ("progress", progress),
+        ("keep_better", keep_better),
+        ("rotations_only", rotations_only),
+        ("forward_kl", forward_kl),
+    ):
+        _checks.flag(name, value)
+    if model is not None:
+        lattice = tuple(getattr(model, "lattice_shape", ()))
+        if lattice != (2, L, L):
+            raise ValueError(f"model samples links of shape {lattice}, not (2, {L}, {L}) for L={L}")
     action = U1WilsonAction(beta)
     if model is None:
         model = build_u1_flow(L, n_layers=n_layers, kernel=kernel, seed=seed)
@@ -131,6 +162,11 @@ class ShippedFlow:
     model: torch.nn.Module = field(repr=False)
     meta: dict = field(repr=False)
 
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name:
+            raise TypeError(f"name must be a non-empty string, got {self.name!r}")
+        _checks.mapping("meta", self.meta, empty=True)
+
     def summary(self) -> str:
         """One sentence: what the file is and how good it was when saved."""
         m = self.meta["metrics"]
@@ -151,7 +187,15 @@ def shipped_u1_flow(
 
     The checkpoint must record a :class:`~lqft_lab.actions.U1WilsonAction` at ``β``
     (:func:`~lqft_lab.io.load_checkpoint` refuses it otherwise); its architecture is its own.
+
+    Raises:
+        TypeError, ValueError: for ``beta`` not finite and >= 0, ``L`` not an integer >= 1,
+            a non-bool ``fallback_L8`` or a bad device.
     """
+    beta = checks.real("beta", beta, low=0)
+    L = checks.integer("L", L, low=1)
+    _checks.flag("fallback_L8", fallback_L8)
+    device = _checks.device("device", device)
     names = [f"u1_L{L}_b{beta:g}"] + ([f"u1_L8_b{beta:g}"] if fallback_L8 else [])
     for name in dict.fromkeys(names):
         try:
