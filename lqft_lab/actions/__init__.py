@@ -7,6 +7,12 @@ U(1) gauge fields are link angles ``(B, 2, L0, L1)`` (:mod:`lqft_lab.actions.u1`
 gauge fields are complex links ``(B, 2, L0, L1, N, N)`` (:mod:`lqft_lab.actions.sun`), whose
 ``force`` is su(N)-valued (see there).
 
+Fermions (the Schwinger model, notebook 04): :class:`WilsonDirac` is an operator, not an
+action (``apply(theta, psi)``, fields ``(B, L0, L1, 2)`` complex);
+:class:`SchwingerAction` is ``S_g - 2 log|det D|`` on links and keeps the action contract;
+:class:`PseudofermionAction` takes the pseudofermion too, ``action(theta, phi) -> (B,)`` and
+``action.force(theta, phi)``, with :func:`conjugate_gradient` for ``(D†D)^{-1}``.
+
 Bad input. Constructors check their couplings (finite reals in range, integer ``N``) and
 raise ``TypeError``/``ValueError`` naming the argument. ``action(x)``, ``action.force(x)``
 and the link functions check the field's kind, dtype and shape — cheap Python checks, no
@@ -20,7 +26,10 @@ directly comes back as NaN.
 """
 
 from .base import autograd_force
+from .cg import CGNotConverged, CGResult, conjugate_gradient
 from .phi4 import Phi4Action
+from .pseudofermion import PseudofermionAction
+from .schwinger import SchwingerAction
 from .sun import (
     SingleMatrixAction,
     SUNWilsonAction,
@@ -37,6 +46,14 @@ from .u1 import (
     plaquette_angles,
     random_gauge_transform,
     wrap_angle,
+)
+from .wilson_dirac import (
+    GAMMA,
+    WilsonDirac,
+    check_fermion,
+    gamma_matrices,
+    kappa_from_mass,
+    mass_from_kappa,
 )
 
 __all__ = [
@@ -55,4 +72,15 @@ __all__ = [
     "plaquette_angles",
     "random_gauge_transform",
     "wrap_angle",
+    "WilsonDirac",
+    "GAMMA",
+    "gamma_matrices",
+    "kappa_from_mass",
+    "mass_from_kappa",
+    "check_fermion",
+    "SchwingerAction",
+    "conjugate_gradient",
+    "CGResult",
+    "CGNotConverged",
+    "PseudofermionAction",
 ]

@@ -8,12 +8,16 @@ One module per theory; every function is deterministic and returns float64 NumPy
   plaquette, Wilson loops, topological susceptibility, ``P(Q)``.
 * :mod:`.sun`: SU(N): the Weyl measure, single-matrix integrals and the 2D lattice
   character expansion.
+* :mod:`.schwinger`: the Nf = 2 Schwinger model: free Wilson fermions (spectrum, ``log det``,
+  propagator, condensate, pion correlator; torch tensors or floats), exact 2×2 expectation
+  values, and det²-reweighted exact pure-gauge draws (random: seeded by a generator, with
+  honest errors).
 
 The free-field and U(1) functions are also importable from here (``exact.u1_plaquette``);
-the SU(N) ones from :mod:`.sun`.
+the SU(N) ones from :mod:`.sun`, the Schwinger-model ones from :mod:`.schwinger`.
 """
 
-from . import free_field, sun, u1
+from . import free_field, schwinger, sun, u1
 from .free_field import (
     free_field_chi2,
     free_field_ising_energy,
@@ -39,6 +43,7 @@ __all__ = [
     "free_field",
     "u1",
     "sun",
+    "schwinger",
     "free_field_chi2",
     "free_field_ising_energy",
     "free_field_log_z",

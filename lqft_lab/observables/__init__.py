@@ -7,10 +7,19 @@ expectation value (a tensor, or a Python float for scalar summaries). Errors of 
 quantities come from per-configuration primaries fed to the Γ-method, see
 :mod:`lqft_lab.observables.scalar`. U(1) gauge observables (plaquette, Wilson loops,
 topological charge) take link angles ``(B, 2, L0, L1)``, see :mod:`.gauge`; SU(N) ones take
-complex links ``(B, 2, L0, L1, N, N)``, see :mod:`.gauge_sun`.
+complex links ``(B, 2, L0, L1, N, N)``, see :mod:`.gauge_sun`. Fermion observables of the
+Schwinger model (chiral condensate, pion correlator, low modes of the Wilson–Dirac operator)
+take U(1) links and the hopping parameter ``kappa``, see :mod:`.fermion`.
 """
 
 from .estimates import PRIMARIES, estimate, phi4_chain_observables, pole_mass
+from .fermion import (
+    chiral_condensate,
+    lowest_eigenvalues,
+    pion_correlator,
+    schwinger_observables,
+    stochastic_condensate,
+)
 from .gauge import plaquette, topological_charge, wilson_loop, wilson_loop_angles
 from .gauge_sun import sun_mean_plaquette, sun_wilson_loop
 from .scalar import (
@@ -63,4 +72,9 @@ __all__ = [
     "wilson_loop_angles",
     "sun_mean_plaquette",
     "sun_wilson_loop",
+    "chiral_condensate",
+    "stochastic_condensate",
+    "pion_correlator",
+    "lowest_eigenvalues",
+    "schwinger_observables",
 ]
