@@ -1,7 +1,8 @@
 """Markov-chain samplers: local Metropolis, HMC, heatbath and flow-based independence Metropolis.
 
-Also :func:`sample_u1_exact`, independent exact draws of 2D U(1) gauge theory (a reference,
-not a chain).
+:class:`PseudofermionHMC` samples U(1) links with Nf = 2 pseudofermions (one heatbath of
+``φ`` per trajectory, CG in every force). Also :func:`sample_u1_exact`, independent exact
+draws of 2D U(1) gauge theory (a reference, not a chain).
 
 Fields are real tensors ``(B, *lattice)`` (scalars, U(1) link angles) or, for the SU(N)
 samplers (``SUNHMC``, ``SUNHeatbath``), complex links ``(B, 2, L0, L1, N, N)``.
@@ -56,6 +57,7 @@ from .hmc_sun import (
     sun_omelyan,
 )
 from .metropolis import LocalMetropolis, LocalMetropolisInfo, LocalMetropolisState
+from .pseudofermion_hmc import PseudofermionHMC, PseudofermionHMCInfo, PseudofermionHMCState
 from .u1_exact import sample_u1_exact, u1_links_from_plaquettes
 
 __all__ = [
@@ -95,4 +97,7 @@ __all__ = [
     "SUNHeatbathState",
     "SUNHeatbathInfo",
     "sample_su2_heatbath",
+    "PseudofermionHMC",
+    "PseudofermionHMCState",
+    "PseudofermionHMCInfo",
 ]
