@@ -19,6 +19,8 @@ What every member promises:
   :data:`GRADIENTS`) picks the gradient estimator: ``"reparameterization"`` (autograd through
   flow and action, the default) or ``"score"`` (REINFORCE, arXiv:2308.13294: the action is
   never differentiated; never graphed).
+* :func:`score_surrogate` (:mod:`~lqft_lab.train.score`) is the scalar whose gradient is the
+  score-function estimate with a leave-one-out baseline (exactly unbiased).
 * :class:`ChainTrainer` (:mod:`~lqft_lab.train.forward_kl`) is a :class:`Trainer` whose loss
   is the forward KL ``-E_{x~p}[log q(x)]``, on chains of flow-MH and local moves that
   sample ``p`` (arXiv:2105.12603); it logs the same metrics plus ``"chain_acceptance"``.
@@ -32,11 +34,14 @@ What every member promises:
 
 from .evaluation import evaluate, train_and_evaluate, train_to_acceptance
 from .forward_kl import ChainTrainer
-from .reverse_kl import TrainConfig, Trainer
+from .reverse_kl import GRADIENTS, TrainConfig, Trainer
+from .score import score_surrogate
 
 __all__ = [
     "TrainConfig",
     "Trainer",
+    "GRADIENTS",
+    "score_surrogate",
     "ChainTrainer",
     "evaluate",
     "train_and_evaluate",
