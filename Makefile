@@ -9,6 +9,7 @@
 #   make gpu             the full notebook run on CUDA, the GPU tests, a report in reports/gpu/
 #                        (GPU_PY=python3 on a machine without network: no .venv)
 #   make bench           benchmarks/bench_phi4.py on the default device (BENCH_ARGS=--quick)
+#   make bench-fermions  benchmarks/bench_fermions.py (Wilson–Dirac, CG, pseudofermion HMC)
 #   make lint            ruff
 #   make nbval           nbval in lax mode over notebooks/ (a second, independent execution)
 #   make clean           remove build outputs (keeps .venv)
@@ -25,7 +26,7 @@ TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: venv lab-venv lab test nbval notebooks notebooks-full gpu bench lint clean
+.PHONY: venv lab-venv lab test nbval notebooks notebooks-full gpu bench bench-fermions lint clean
 
 # Two stages, each re-installed only when pyproject.toml (or this file) changed since:
 # lab-venv is what the notebooks need (torch, the package, JupyterLab), so a first `make lab`
@@ -106,6 +107,9 @@ gpu: $(if $(GPU_PY),,venv)
 # Figures print as name=value lines; record them with the machine in benchmarks/RESULTS.md.
 bench: lab-venv
 	$(PY) benchmarks/bench_phi4.py $(BENCH_ARGS)
+
+bench-fermions: lab-venv
+	$(PY) benchmarks/bench_fermions.py $(BENCH_ARGS)
 
 lint: venv
 	$(PY) -m ruff check lqft_lab tests benchmarks

@@ -120,6 +120,21 @@ TARGETS: dict[str, tuple[Target, ...]] = {
         Target("n_proposals", ">=", 10_000, "proposals behind the acceptance"),
         Target("ess_samples", ">=", 4096, "fresh samples behind the ESS"),
     ),
+    "04_schwinger_pseudofermions": (
+        Target("S_pf_pull", "|x|<", 4, "pseudofermion heatbath ⟨S_pf⟩ vs 2V, in σ"),
+        *(
+            Target(f"{obs}_pull_{alg}_2x2", "|x|<", 4, f"{obs}, {alg} vs exact 2×2, in σ")
+            for alg in ("hmc", "pf_hmc")
+            for obs in ("plaquette", "condensate", "pion_1", "boltzmann")
+        ),
+        *(
+            Target(f"{obs}_pull_{alg}", "|x|<", 4, f"{obs}, {alg} vs the reference at L, in σ")
+            for alg in ("pf_hmc", "flow_mh")
+            for obs in ("plaquette", "condensate", "pion_1")
+        ),
+        Target("n_proposals", ">=", 10_000, "proposals behind the acceptance"),
+        Target("ess_samples", ">=", 4096, "fresh samples behind the ESS"),
+    ),
 }
 
 

@@ -17,7 +17,8 @@ Contract for every dashboard here:
 Every notebook has an Explore widget built on :class:`.explore.Explorer` (knobs, Run and Stop,
 a live figure; headless, one run and its static figure): :class:`Phi4Explorer` (01, its own
 older design on :class:`TrainingDashboard`), :class:`Phi4ScalingExplorer` (01b),
-:class:`U1FlowExplorer` (02) and :class:`SpectralFlowExplorer` (03).
+:class:`U1FlowExplorer` (02), :class:`SpectralFlowExplorer` (03) and
+:class:`SchwingerExplorer` (04: the Wilson–Dirac spectrum, det D and det² reweighting).
 
 The matplotlib helpers in :mod:`.plots` draw the same figures for static notebook cells.
 """
@@ -26,6 +27,7 @@ from ._headless import is_headless
 from .controls import Phi4Explorer
 from .explore import Explorer, Field
 from .explore_phi4_scaling import Phi4ScalingExplorer
+from .explore_schwinger import SchwingerExplorer
 from .explore_sun import SpectralFlowExplorer
 from .explore_u1 import U1FlowExplorer
 from .plots import plot_autocorrelation, plot_tau_int, plot_trace, plot_training_history
@@ -42,6 +44,7 @@ __all__ = [
     "Phi4ScalingExplorer",
     "U1FlowExplorer",
     "SpectralFlowExplorer",
+    "SchwingerExplorer",
     "plot_training_history",
     "plot_autocorrelation",
     "plot_tau_int",

@@ -1,0 +1,49 @@
+"""The figures notebook 04 (the Schwinger model) records in fast mode, read from the session's
+one execution of the notebooks (``notebook_metrics`` in tests/conftest.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+STEM = "04_schwinger_pseudofermions"
+SAMPLERS = ("hmc", "pf_hmc", "flow_mh")
+OBSERVABLES = ("plaquette", "condensate", "pion_1", "Q")
+
+
+@pytest.mark.notebooks
+@pytest.mark.timeout(2700)
+def test_notebook_04_records(notebook_metrics):
+    meta = notebook_metrics["_meta"][STEM]
+    assert meta["status"] == "ok", meta.get("error")
+    assert meta["mode"] == "fast"
+    # The issue's budget for notebook 04 in fast mode is 5 minutes on 2 CPU cores.
+    assert meta["wall_s"] < 300, meta["wall_s"]
+    figures = notebook_metrics[STEM]
+    # Exact anchors of the operator: free spectrum and γ5-hermiticity to rounding; the
+    # pseudofermion heatbath's <S_pf> = 2V.
+    assert figures["free_spectrum_err"] < 1e-12 and figures["gamma5_err"] < 1e-12
+    assert abs(figures["S_pf_pull"]) < 4
+    # Both HMCs against the exact 2×2 quadrature, and <e^{-ΔH}> = 1.
+    for sampler in ("hmc", "pf_hmc"):
+        for obs in ("plaquette", "condensate", "pion_1", "boltzmann"):
+            pull = figures[f"{obs}_pull_{sampler}_2x2"]
+            assert abs(pull) < 4, (sampler, obs, pull)
+    # Every sampler against the (det D)²-reweighted exact draws at L = 4, with τ_int of Q
+    # and of the condensate recorded.
+    assert figures["L"] == 4 and figures["reference_ess"] > 0.2
+    for sampler in SAMPLERS:
+        for obs in OBSERVABLES:
+            pull = figures[f"{obs}_pull_{sampler}"]
+            assert abs(pull) < 4, (sampler, obs, pull)
+        assert figures[f"tau_Q_{sampler}"] > 0 and figures[f"tau_condensate_{sampler}"] > 0
+        assert 0 < figures[f"acceptance_{sampler}"] <= 1
+    # The pulls have power: the plaquette to better than 1% in every sampler.
+    for sampler in SAMPLERS:
+        assert figures[f"plaquette_{sampler}_err"] < 0.01 * figures[f"plaquette_{sampler}"]
+    # DESIGN.md: ESS on >= 4096 fresh samples, acceptance on >= 10^4 proposals.
+    assert figures["ess_samples"] >= 4096 and figures["n_proposals"] >= 10_000
+    assert 0 < figures["ess"] <= 1
+    # Criticality: the charge-one configuration's det D changes sign below κ_c, the free
+    # configuration's never.
+    assert figures["det_sign_flips_Q1"] >= 1 and figures["det_sign_flips_Q0"] == 0
+    assert 0.24 < figures["kappa_cross_Q1"] < 0.2773
