@@ -60,6 +60,7 @@ from collections.abc import Callable
 
 import torch
 
+from lqft_lab import linalg
 from lqft_lab.actions import PseudofermionAction, U1WilsonAction, WilsonDirac, conjugate_gradient
 from lqft_lab.lattice import resolve_device
 from lqft_lab.samplers import PseudofermionHMC, sample_u1_exact
@@ -113,7 +114,7 @@ def gauge_action(theta: torch.Tensor, beta: float) -> torch.Tensor:
 def dense_pf_action(theta: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
     """``S_pf = φ†(D†D)^{-1}φ`` by a dense solve, ``phi (B, 2V)``, ``(B,)``."""
     D = dense_dirac(theta, KAPPA)
-    X = torch.linalg.solve(D.mH @ D, phi)
+    X = linalg.solve(D.mH @ D, phi)
     return (phi.conj() * X).real.sum(dim=1)
 
 
@@ -176,7 +177,7 @@ def check_same_physics(D: WilsonDirac, U, theta, phi, X_cg, D_dense, L: int) -> 
     psi = phi.reshape(phi.shape[0], -1)
     ours = D._apply(U, phi).reshape(psi.shape)
     require_close("D ψ", ours, (D_dense @ psi[..., None])[..., 0], 1e-13)
-    X_dense = torch.linalg.solve(D_dense[:2].mH @ D_dense[:2], psi[:2])  # (2, 2V)
+    X_dense = linalg.solve(D_dense[:2].mH @ D_dense[:2], psi[:2])  # (2, 2V)
     emit(f"solve_rel_diff_L{L}", require_close("(D†D)^{-1} φ", X_cg[:2], X_dense, 1e-6))
     if L <= DENSE_TRAJECTORY_MAX_L:
         # Two leapfrog steps of two chains from the same (θ, p, φ): positions and momenta.
@@ -251,7 +252,7 @@ def bench_size(L: int, device: torch.device, quick: bool, seed: int) -> None:
         return conjugate_gradient(lambda v: D._apply_dagger(U, D._apply(U, v)), phi, tol=TOL)
 
     def dense_solve():
-        return torch.linalg.solve(D_dense.mH @ D_dense, psi)
+        return linalg.solve(D_dense.mH @ D_dense, psi)
 
     result = cg()
     check_same_physics(D, U, theta, phi, result.x.reshape(BATCH, -1), D_dense, L)

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import torch
 
-from .. import checks
+from .. import checks, linalg
 from .u1 import check_links
 
 __all__ = [
@@ -311,5 +311,5 @@ class WilsonDirac:
         eigenvalue crosses zero). Differentiable in ``theta``."""
         check_links(theta)
         if theta.shape[2] % 2 or theta.shape[3] % 2:  # no even/odd form: the full matrix
-            return torch.linalg.slogdet(self.dense(theta)).logabsdet
-        return torch.linalg.slogdet(self.dense_schur(theta)).logabsdet
+            return linalg.slogdet(self.dense(theta)).logabsdet
+        return linalg.slogdet(self.dense_schur(theta)).logabsdet

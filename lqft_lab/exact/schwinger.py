@@ -57,7 +57,7 @@ import numpy as np
 import torch
 from scipy.special import ive
 
-from .. import checks
+from .. import checks, linalg
 from ..actions.wilson_dirac import GAMMA, WilsonDirac
 from ..analysis import ess, reweight
 from ..observables.fermion import schwinger_observables
@@ -291,8 +291,8 @@ def schwinger_2x2(
 
     v = torch.cartesian_prod(*[torch.as_tensor(g) for g in grids])  # (N, 5)
     D = dirac.dense(links(v))  # (N, 8, 8)
-    det2 = torch.linalg.det(D).abs().square()  # (det D)², det real by γ5-hermiticity
-    S, info = torch.linalg.inv_ex(D)
+    det2 = linalg.det(D).abs().square()  # (det D)², det real by γ5-hermiticity
+    S, info = linalg.inv_ex(D)
     if bool((info != 0).any()):
         raise ValueError(
             f"kappa = {dirac.kappa}: D is singular on the quadrature grid; no exact value here"

@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterable
 
 import torch
 
-from .. import checks
+from .. import checks, linalg
 from ..actions.cg import conjugate_gradient
 from ..actions.u1 import check_links
 from ..actions.wilson_dirac import WilsonDirac
@@ -120,7 +120,7 @@ def chiral_condensate(
         )  # fmt: skip
         return samples.mean(dim=1)
     V = theta.shape[2] * theta.shape[3]
-    S, info = torch.linalg.inv_ex(dirac.dense(theta))  # (B, 2V, 2V)
+    S, info = linalg.inv_ex(dirac.dense(theta))  # (B, 2V, 2V)
     _nonsingular(info, dirac)
     return S.diagonal(dim1=1, dim2=2).sum(dim=1).real / V
 
@@ -177,7 +177,7 @@ def stochastic_condensate(
     else:  # CN(0, 1): variance 1/2 per real component, E|η|² = 1
         eta = torch.randn(shape, generator=generator, device=theta.device, dtype=ctype)
     if solver == "dense":
-        LU, pivots, info = torch.linalg.lu_factor_ex(dirac.dense(theta))  # (B, 2V, 2V)
+        LU, pivots, info = linalg.lu_factor_ex(dirac.dense(theta))  # (B, 2V, 2V)
         _nonsingular(info, dirac)
         rhs = eta.reshape(B, n_noise, -1).transpose(1, 2)  # (B, 2V, n_noise)
         x = torch.linalg.lu_solve(LU, pivots, rhs).transpose(1, 2).reshape(shape)
@@ -221,7 +221,7 @@ def pion_correlator(
     D = dirac.dense(theta)  # (B, 2V, 2V)
     source = torch.zeros(B, D.shape[1], 2, dtype=D.dtype, device=D.device)
     source[:, 0, 0] = source[:, 1, 1] = 1  # spins 0 and 1 at the site (0, 0)
-    G, info = torch.linalg.solve_ex(D, source)  # (B, 2V, 2): S(x, 0)_{a b}
+    G, info = linalg.solve_ex(D, source)  # (B, 2V, 2): S(x, 0)_{a b}
     _nonsingular(info, dirac)
     return G.abs().square().reshape(B, L0, L1 * 4).sum(dim=2)  # (B, L0)
 

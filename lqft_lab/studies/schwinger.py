@@ -39,7 +39,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from .. import checks
+from .. import checks, linalg
 from ..actions.schwinger import SchwingerAction
 from ..actions.u1 import check_links
 from ..actions.wilson_dirac import WilsonDirac
@@ -319,7 +319,7 @@ def kappa_scan(
         real = lam.imag.abs() <= 1e-9 * (1 + lam.abs())
         lowest.append(torch.where(real, lam.real, math.inf).min(dim=1).values)
         edge.append(lam.real.min(dim=1).values)
-        sign, logabs = torch.linalg.slogdet(D)
+        sign, logabs = linalg.slogdet(D)
         signs.append(sign.real)
         logs.append(logabs)
     lowest = torch.stack(lowest).double().numpy()

@@ -18,6 +18,7 @@ from types import ModuleType
 
 PACKAGES = [
     "lqft_lab.checks",
+    "lqft_lab.linalg",
     "lqft_lab.lattice",
     "lqft_lab.io",
     "lqft_lab.actions",
