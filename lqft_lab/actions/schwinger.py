@@ -63,6 +63,10 @@ class SchwingerAction:
     def __repr__(self) -> str:
         return f"SchwingerAction(beta={self.beta}, kappa={self.kappa}, Nf=2, exact determinant)"
 
+    def params(self) -> dict[str, float | bool]:
+        """Couplings as a plain dict (stored in checkpoints and records)."""
+        return {"beta": self.beta, "kappa": self.kappa, "antiperiodic": self.dirac.antiperiodic}
+
     def log_det(self, theta: torch.Tensor) -> torch.Tensor:
         """``log (det D)² = 2 log|det D|`` per configuration, ``(B,)``."""
         return 2.0 * self.dirac.log_abs_det(theta)

@@ -199,6 +199,15 @@ def test_train_schwinger_flow_refuses_bad_keywords(argument, value):
     refuses(train_schwinger_flow, argument, 1.0, 0.2, 4, n_steps=1, **{argument: value})
 
 
+@pytest.mark.parametrize(
+    "model",
+    [build_u1_flow(8, n_layers=2, hidden=(4,), seed=0), torch.nn.Linear(2, 2), "u1_L8_b2"],
+    ids=["other lattice", "not a flow", "a name"],
+)
+def test_train_schwinger_flow_refuses_a_model_for_other_links(model):
+    refuses(train_schwinger_flow, "model", 1.0, 0.2, 4, n_steps=1, model=model)
+
+
 def test_train_schwinger_flow_refuses_a_score_batch_of_one():
     refuses(train_schwinger_flow, "batch_size", 1.0, 0.2, 4, gradient="score", batch_size=1)
 

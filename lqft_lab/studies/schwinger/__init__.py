@@ -1,0 +1,63 @@
+"""Notebook 04's compositions: the Nf = 2 Schwinger model's samplers, flows and comparisons.
+
+The target is the gauge field's marginal with two flavours of Wilson fermions integrated out,
+``p(θ) ∝ e^{-S_g(θ)} (det D_κ(θ))²``, i.e. the action
+:class:`~lqft_lab.actions.schwinger.SchwingerAction` ``S = S_g - 2 log|det D_κ|`` (hopping
+form of ``D``, antiperiodic in time; conventions in :mod:`lqft_lab.actions.wilson_dirac`).
+A gauge-equivariant U(1) flow (:func:`~lqft_lab.flows.build_u1_flow`) is trained on it by
+reverse KL, with either gradient estimator of :class:`~lqft_lab.train.TrainConfig`
+(``"reparameterization"`` backpropagates through ``slogdet``; ``"score"`` never
+differentiates the action, arXiv:2308.13294), and then used as the proposal of an
+independence Metropolis chain, which is exact for any flow (arXiv:2202.11712).
+
+The pieces:
+
+- :mod:`.sizes`: the notebook's chains and budgets per mode (:class:`SchwingerSizes`).
+- :mod:`.chains`: :func:`chain_observables` (plaquette, condensate, ``C_π(1)``, ``Q``),
+  :func:`run_hmc_chain` (an HMC or pseudofermion-HMC chain that also records ``ΔH``,
+  ``e^{-ΔH}`` and the CG iterations as series), :func:`flow_mh_chain`, and
+  :func:`compare_samplers` / :func:`comparison_table` (every sampler against an exact
+  reference, with pulls).
+- :mod:`.spectrum`: :func:`uniform_flux` and :func:`kappa_scan` (the near-zero mode of a
+  charged configuration as ``κ → κ_c``).
+- :mod:`.training`: :func:`train_schwinger_flow`, the recipe of the shipped
+  ``data/models/schwinger_*`` flows.
+
+Conventions: links ``θ (B, 2, L, L)`` on a square lattice, ``L`` a multiple of 4 (the flows'
+stripe masks); float64 by default, because ``log|det D|`` enters ``log p`` and an
+accept/reject; chain observables are those of notebook 02
+(:func:`~lqft_lab.studies.u1.u1_observables`: ``plaq``, ``Q``, ``chi_t``).
+
+References:
+    M. S. Albergo et al., "Flow-based sampling in the lattice Schwinger model at
+    criticality", arXiv:2202.11712;
+    P. Białas, P. Korcyl, T. Stebel et al., "Training normalizing flows with computationally
+    intensive target probability distributions", arXiv:2308.13294;
+    G. Kanwar et al., arXiv:2003.06413 (gauge-equivariant U(1) flows).
+"""
+
+from .chains import (
+    Comparison,
+    chain_observables,
+    compare_samplers,
+    comparison_table,
+    flow_mh_chain,
+    run_hmc_chain,
+)
+from .sizes import SchwingerSizes
+from .spectrum import KappaScan, kappa_scan, uniform_flux
+from .training import train_schwinger_flow
+
+__all__ = [
+    "SchwingerSizes",
+    "chain_observables",
+    "run_hmc_chain",
+    "uniform_flux",
+    "KappaScan",
+    "kappa_scan",
+    "Comparison",
+    "compare_samplers",
+    "comparison_table",
+    "train_schwinger_flow",
+    "flow_mh_chain",
+]

@@ -1,0 +1,98 @@
+"""Notebook 04's sizes per mode: chains, integrator settings, training budgets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from ... import checks
+from .. import _checks
+
+
+@dataclass(frozen=True)
+class SchwingerSizes:
+    """Chains and budgets of notebook 04; the defaults are full mode's (a GPU job at L = 16).
+
+    Chains are ``(chains, production steps)``; a step is one unit-length HMC trajectory
+    (``step_size · n_md = 1``) or one flow proposal per chain.
+
+    Attributes:
+        hmc_2x2: exact-determinant HMC and pseudofermion HMC on the 2×2 lattice, against
+            :func:`~lqft_lab.exact.schwinger.schwinger_2x2`.
+        hmc, pf_hmc: exact-determinant HMC and pseudofermion HMC on the study lattice.
+        step_size, n_md: their integrator step and steps per trajectory.
+        thermalize: trajectories (or flow steps) discarded first.
+        train_steps, score_steps: reverse-KL steps of the flow with the reparameterization
+            and with the score-function gradient (the comparison of the two estimators).
+        train_batch, lr, n_layers, hidden: the flow's training batch, learning rate and
+            architecture (:func:`train_schwinger_flow`).
+        flow: flow-MH chains; ``chains · steps >= 10⁴`` proposals for the acceptance.
+        ess_samples: fresh flow samples for the ESS (at least 4096, DESIGN.md).
+        reference_samples: exact pure-gauge draws reweighted by ``(det D)²``.
+        reference_max_volume: the largest ``V`` for which those draws are made; beyond it
+            the weights' ESS collapses (and dense ``D`` gets slow), and samplers are compared
+            with exact-determinant HMC instead.
+        scan_L: lattice of the near-zero-mode scan along ``κ`` (charge-one configuration).
+    """
+
+    hmc_2x2: tuple[int, int] = (64, 2000)
+    hmc: tuple[int, int] = (64, 2000)
+    pf_hmc: tuple[int, int] = (64, 2000)
+    step_size: float = 0.1
+    n_md: int = 10
+    thermalize: int = 100
+    train_steps: int = 5000
+    score_steps: int = 1000
+    train_batch: int = 64
+    lr: float = 1e-3
+    n_layers: int = 16
+    hidden: tuple[int, ...] = (8, 8)
+    flow: tuple[int, int] = (256, 2000)
+    ess_samples: int = 16_384
+    reference_samples: int = 65_536
+    reference_max_volume: int = 64
+    scan_L: int = 16
+
+    def __post_init__(self):
+        """Refuse sizes no run could use (each ``TypeError``/``ValueError`` names the field)."""
+        for name in ("hmc_2x2", "hmc", "pf_hmc", "flow"):
+            _checks.chains_and_steps(name, getattr(self, name), min_steps=4)
+        checks.positive("step_size", self.step_size)
+        checks.positive("lr", self.lr)
+        for name in ("n_md", "train_steps", "score_steps", "n_layers", "train_batch"):
+            checks.integer(name, getattr(self, name), low=1)
+        checks.integer("thermalize", self.thermalize, low=0)
+        checks.integer("ess_samples", self.ess_samples, low=4096)
+        checks.integer("reference_samples", self.reference_samples, low=2)
+        checks.integer("reference_max_volume", self.reference_max_volume, low=0)
+        checks.integer("scan_L", self.scan_L, low=2)
+
+    @classmethod
+    def for_mode(cls, mode: str) -> SchwingerSizes:
+        """``"full"`` (the defaults) or ``"fast"`` (L = 4 on a CPU: two to three minutes).
+
+        Fast mode runs many short chains: at L = 4 a step's cost is per-operation overhead,
+        nearly the same for 16 or 128 chains, while the statistics grow with the chains.
+
+        Raises:
+            ValueError: for any other mode.
+        """
+        mode = checks.choice("mode", mode, ("fast", "full"))
+        if mode == "full":
+            return cls()
+        return replace(
+            cls(),
+            hmc_2x2=(64, 60),
+            hmc=(128, 60),
+            pf_hmc=(64, 80),
+            step_size=0.2,
+            n_md=5,
+            thermalize=15,
+            train_steps=200,
+            score_steps=100,
+            lr=1e-2,
+            n_layers=8,
+            flow=(128, 80),
+            ess_samples=4096,
+            reference_samples=8192,
+            scan_L=12,
+        )
