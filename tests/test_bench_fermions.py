@@ -37,6 +37,12 @@ def test_quick_run_prints_positive_finite_ratios():
     assert 1 <= float(figures["cg_iterations_L8"]) <= int(figures["cg_iterations_max_L8"]) <= 256
     assert float(figures["trajectory_cg_iterations_L8"]) > float(figures["cg_iterations_L8"])
     assert 0 <= float(figures["trajectory_accept_L8"]) <= 1
+    # (d) even/odd against plain pseudofermions: positive times and ratio; the Schur
+    # complement's system is better conditioned, so its CG needs fewer iterations.
+    for name in ("even_odd_ratio_L8", "even_odd_trajectory_ms_plain_L8"):
+        assert math.isfinite(float(figures[name])) and float(figures[name]) > 0, name
+    plain = float(figures["even_odd_cg_iterations_plain_L8"])
+    assert 0 < float(figures["even_odd_cg_iterations_even_odd_L8"]) < plain
 
 
 def test_bad_sizes_are_one_line_errors():

@@ -4,6 +4,8 @@ the action, and flow-MH on a trained flow reproduces the det²-reweighted exact
 plaquette, condensate and pion correlator."""
 
 import math
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,8 +18,10 @@ from lqft_lab.exact.schwinger import reweighted_reference
 from lqft_lab.exact.u1 import u1_plaquette
 from lqft_lab.flows import build_real_nvp, build_u1_flow
 from lqft_lab.observables import schwinger_observables
-from lqft_lab.studies.schwinger import flow_mh_chain, train_schwinger_flow
+from lqft_lab.studies.schwinger import flow_mh_chain, shipped_schwinger_flow, train_schwinger_flow
 from lqft_lab.train import ChainTrainer, TrainConfig, Trainer, evaluate, score_surrogate
+
+DATA = Path(__file__).resolve().parents[1] / "data"
 
 # ================================================================= the surrogate itself
 
@@ -255,3 +259,33 @@ def test_training_continues_from_a_given_flow():
     # the start was not rebuilt from the seed: a tiny step from a fresh build stays far away
     key = next(k for k in before if before[k].is_floating_point() and before[k].numel() > 1)
     assert not torch.allclose(model.state_dict()[key], fresh.state_dict()[key], atol=1e-3)
+
+
+# ================================================================= the shipped flows
+
+
+def test_every_shipped_schwinger_flow_is_for_the_point_its_name_says():
+    """data/models/schwinger_L<L>_b<β>_k<κ>: SchwingerAction(β, κ) recorded, links (2, L, L),
+    a recorded quality on >= 4096 fresh samples, and a row in data/README.md."""
+    models = sorted((DATA / "models").glob("schwinger_*.safetensors"))
+    assert len(models) >= 3  # the fast point, the 8×8 test's point, the full point
+    readme = (DATA / "README.md").read_text()
+    for path in models:
+        L, beta, kappa = re.fullmatch(r"schwinger_L(\d+)_b([\d.]+)_k([\d.]+)", path.stem).groups()
+        shipped = shipped_schwinger_flow(float(beta), float(kappa), int(L))
+        assert shipped is not None and shipped.model.lattice_shape == (2, int(L), int(L))
+        assert shipped.meta["metrics"]["ess_samples"] >= 4096
+        assert f"| `{path.name}` |" in readme, path.name
+
+
+def test_the_fast_points_shipped_flow_is_as_good_as_recorded():
+    """The loss E_q[log q + S] on 4096 fresh samples agrees with the one recorded when it was
+    saved (8192 other samples), within 4σ of the two standard errors combined."""
+    shipped = shipped_schwinger_flow(2.0, 0.24, 4)
+    recorded = shipped.meta["metrics"]["loss"]
+    q = evaluate(
+        shipped.model, SchwingerAction(2.0, 0.24), 4096, generator=torch.Generator().manual_seed(9)
+    )
+    recorded_err = 0.012  # the saved loss's standard error, −72.756 ± 0.012 (data/README.md)
+    assert abs(q["loss"] - recorded) < 4 * math.hypot(q["loss_err"], recorded_err), (q, recorded)
+    assert q["ess"] > 0.3, q

@@ -28,6 +28,7 @@ from lqft_lab.studies.schwinger import (
     flow_mh_chain,
     kappa_scan,
     run_hmc_chain,
+    shipped_schwinger_flow,
     train_schwinger_flow,
     uniform_flux,
 )
@@ -48,6 +49,7 @@ from .harness import (
 COVERED = {
     "lqft_lab.train.score_surrogate",
     "lqft_lab.studies.schwinger.train_schwinger_flow",
+    "lqft_lab.studies.schwinger.shipped_schwinger_flow",
     "lqft_lab.studies.schwinger.flow_mh_chain",
     "lqft_lab.studies.schwinger.SchwingerSizes",
     "lqft_lab.studies.schwinger.chain_observables",
@@ -378,3 +380,17 @@ def test_compare_samplers_refuses_bad_objects_and_is_finite():
     refuses(comparison_table, "rows", [1])
     refuses(comparison_table, "reference_name", rows, 3)
     assert "| a | x |" in comparison_table(rows)
+
+
+@BOUNDARY
+@given(beta=bad_reals(low=0), kappa=bad_reals(low=0, high=1), L=bad_integers(low=1))
+def test_shipped_schwinger_flow_refuses_bad_points(beta, kappa, L):
+    refuses(shipped_schwinger_flow, "beta", beta, 0.24, 8)
+    refuses(shipped_schwinger_flow, "kappa", 2.0, kappa, 8)
+    refuses(shipped_schwinger_flow, "L", 2.0, 0.24, L)
+    refuses(shipped_schwinger_flow, "device", 2.0, 0.24, 8, device="tpu")
+
+
+def test_shipped_schwinger_flow_is_none_where_none_ships():
+    assert shipped_schwinger_flow(2.0, 0.123, 8) is None
+    assert shipped_schwinger_flow(0.0, 0.0, 3) is None

@@ -21,7 +21,7 @@ The pieces:
 - :mod:`.spectrum`: :func:`uniform_flux` and :func:`kappa_scan` (the near-zero mode of a
   charged configuration as ``κ → κ_c``).
 - :mod:`.training`: :func:`train_schwinger_flow`, the recipe of the shipped
-  ``data/models/schwinger_*`` flows.
+  ``data/models/schwinger_*`` flows, and :func:`shipped_schwinger_flow`, which loads them.
 
 Conventions: links ``θ (B, 2, L, L)`` on a square lattice, ``L`` a multiple of 4 (the flows'
 stripe masks); float64 by default, because ``log|det D|`` enters ``log p`` and an
@@ -46,7 +46,7 @@ from .chains import (
 )
 from .sizes import SchwingerSizes
 from .spectrum import KappaScan, kappa_scan, uniform_flux
-from .training import train_schwinger_flow
+from .training import shipped_schwinger_flow, train_schwinger_flow
 
 __all__ = [
     "SchwingerSizes",
@@ -59,5 +59,6 @@ __all__ = [
     "compare_samplers",
     "comparison_table",
     "train_schwinger_flow",
+    "shipped_schwinger_flow",
     "flow_mh_chain",
 ]

@@ -1,5 +1,7 @@
 """Flows with the exact determinant: notebook 02's gauge-equivariant U(1) flow trained on
-the Nf = 2 Schwinger model by reverse KL, with either gradient estimator."""
+the Nf = 2 Schwinger model by reverse KL, with either gradient estimator, and the ones the
+lab ships in ``data/models`` (``schwinger_L<L>_b<β>_k<κ>``; ``data/README.md`` gives each
+one's recipe)."""
 
 from __future__ import annotations
 
@@ -8,9 +10,11 @@ import torch
 from ... import checks
 from ...actions.schwinger import SchwingerAction
 from ...flows import U1FlowConfig, build_u1_flow
+from ...io import load_checkpoint, pretrained_path
 from ...lattice import resolve_device
 from ...train import GRADIENTS, TrainConfig, Trainer
 from .. import _checks
+from ..u1.training import ShippedFlow
 
 
 def train_schwinger_flow(
@@ -106,3 +110,32 @@ def train_schwinger_flow(
     history = trainer.train(progress=progress)
     model.eval()
     return model, history
+
+
+def shipped_schwinger_flow(
+    beta: float, kappa: float, L: int, *, device: str | torch.device = "cpu"
+) -> ShippedFlow | None:
+    """The lab's flow for the Nf = 2 Schwinger model at ``(β, κ)`` on ``L × L``, if it ships.
+
+    The name is ``schwinger_L<L>_b<β>_k<κ>`` (``β`` and ``κ`` as ``%g``); the checkpoint
+    must record a :class:`~lqft_lab.actions.schwinger.SchwingerAction` with these couplings
+    (:func:`~lqft_lab.io.load_checkpoint` refuses it otherwise). The model is float64, in
+    eval mode, on ``device``.
+
+    Returns:
+        A :class:`~lqft_lab.studies.u1.ShippedFlow`, or ``None`` when none ships.
+
+    Raises:
+        TypeError, ValueError: for ``beta`` not finite and ``>= 0``, ``kappa`` outside
+            ``[0, 1)``, ``L`` not an integer ``>= 1``, or a bad ``device``.
+    """
+    action = SchwingerAction(beta, kappa)  # checks beta and kappa, naming them
+    L = checks.integer("L", L, low=1)
+    device = _checks.device("device", device)
+    name = f"schwinger_L{L}_b{action.beta:g}_k{action.kappa:g}"
+    try:
+        path = pretrained_path(name)
+    except FileNotFoundError:
+        return None
+    model, meta = load_checkpoint(path, action=action, device=device)
+    return ShippedFlow(name, model.double(), meta)
