@@ -19,6 +19,9 @@ Wilson fermions at ``κ = 0.24``, antiperiodic in time), and prints every figure
     and the force by autograd through it. Above ``L = 16`` it is skipped
     (``trajectory_ms_dense_L32=skipped``): at ``L = 32`` (``2V = 2048``) one dense solve
     already takes about 30 s on a CPU core and a trajectory needs some 22 solves' worth.
+(d) **Even/odd preconditioning**: the trajectory of (c) with plain pseudofermions
+    (``φ†(D†D)^{-1}φ`` on all sites) against even/odd ones (``φ_e†(M†M)^{-1}φ_e`` with the
+    Schur complement ``M = 1 - D_eo D_oe``), side by side, with the CG iterations of each.
 
 The dense ``D`` is :meth:`WilsonDirac.dense` (the link phases scattered into the hopping
 pattern, differentiable), which is what a plain dense implementation does. Before timing,
@@ -77,10 +80,11 @@ PLAN = {
     "apply": {8: (5, 200), 16: (5, 50), 32: (3, 10)},
     "solve": {8: (5, 5), 16: (3, 2), 32: (1, 1)},
     "trajectory": {8: (3, 1), 16: (1, 1), 32: (1, 1)},
+    "even_odd": {8: (3, 1), 16: (3, 1), 32: (1, 1)},
 }
-QUICK_PLAN = {"apply": (2, 20), "solve": (2, 1), "trajectory": (1, 1)}
+QUICK_PLAN = {"apply": (2, 20), "solve": (2, 1), "trajectory": (1, 1), "even_odd": (1, 1)}
 #: warm-up calls of each variant before timing; none for an operation above a second
-WARMUP_MAX_L = {"apply": 32, "solve": 16, "trajectory": 8}
+WARMUP_MAX_L = {"apply": 32, "solve": 16, "trajectory": 8, "even_odd": 8}
 
 
 def emit(name: str, value) -> None:
@@ -283,6 +287,36 @@ def bench_size(L: int, device: torch.device, quick: bool, seed: int) -> None:
     iterations = torch.cat([info.cg_iterations for info in infos]).double()
     emit(f"trajectory_cg_iterations_L{L}", iterations.mean().item())
     emit(f"trajectory_accept_L{L}", torch.cat([i.accept_prob for i in infos]).mean().item())
+    bench_even_odd(L, theta, generator, plan["even_odd"], device)
+
+
+def bench_even_odd(L: int, theta, generator, plan: tuple[int, int], device) -> None:
+    """(d) Does even/odd preconditioning pay off? The same trajectory with plain and with
+    even/odd pseudofermions, side by side: ``even_odd_ratio_L*`` is the median paired ratio
+    plain / even-odd (above 1, even/odd is faster), with each one's CG iterations
+    (per trajectory, summed over its force evaluations)."""
+    infos = {"plain": [], "even_odd": []}
+    samplers = {
+        name: PseudofermionHMC(
+            PseudofermionAction(BETA, KAPPA, tol=TOL, even_odd=name == "even_odd"),
+            STEP_SIZE,
+            N_STEPS,
+        )
+        for name in infos
+    }
+    states = {name: sampler.init(theta) for name, sampler in samplers.items()}
+
+    def trajectory(name):
+        return lambda: infos[name].append(samplers[name].step(states[name], generator)[1])
+
+    calls = {name: trajectory(name) for name in infos}
+    times = time_side_by_side(calls, *plan, L <= WARMUP_MAX_L["even_odd"], device)
+    for name, ms in times.items():
+        emit(f"even_odd_trajectory_ms_{name}_L{L}", statistics.median(ms))
+        iterations = torch.cat([info.cg_iterations for info in infos[name]]).double()
+        emit(f"even_odd_cg_iterations_{name}_L{L}", iterations.mean().item())
+    ratios = [p / e for p, e in zip(times["plain"], times["even_odd"], strict=True)]
+    emit(f"even_odd_ratio_L{L}", statistics.median(ratios))
 
 
 # --- command line -------------------------------------------------------------------------
