@@ -2,18 +2,18 @@
 
 At β = 2, κ = 0.24 on 8×8 the exact pure-gauge draws reweighted by ``(det D)²`` keep an
 ESS of about 0.77 (0.98 at κ = 0.2, 0.93 at κ = 0.22: measured on 4096 draws), so they are
-a reference with honest errors. Exact-determinant HMC, pseudofermion HMC and flow-MH with
-the shipped flow ``schwinger_L8_b2_k0.24`` must each reproduce its plaquette, chiral
-condensate and ``C_π(1)`` within 4σ (σ: the chain's Γ-method error, chains as replicas,
+a reference with honest errors. Exact-determinant HMC, even/odd pseudofermion HMC and
+flow-MH with the shipped flow ``schwinger_L8_b2_k0.24`` must each reproduce its plaquette,
+chiral condensate and ``C_π(1)`` within 4σ (σ: the chain's Γ-method error, chains as replicas,
 combined with the reference's delta-method error).
 
-The test can fail: the quenched plaquette at this point, 0.6978, is 4.7σ to 9σ (by
-sampler) from the reweighted one, 0.7144 ± 0.0014, so a sampler that lost the
-determinant is caught; the test asserts that separation too. Measured (2048 reweighted
+The test can fail: the quenched plaquette at this point, 0.6978, is 5.5σ to 12σ (by
+sampler) from the reweighted one, 0.7167 ± 0.0010, so a sampler that lost the
+determinant is caught; the test asserts that separation too. Measured (4096 reweighted
 draws, ESS 0.78): exact-determinant HMC (16 × 100 trajectories, acceptance 0.84) pulls
-+1.5, −1.2, −0.4 for plaquette, condensate, C_π(1); pseudofermion HMC (acceptance 0.74)
-−0.3, +0.5, −0.2; flow-MH (64 × 120 proposals, acceptance 0.54) +0.5, +0.1, +0.1.
-About 80 s on one core of a busy machine.
++0.9, −1.2, −0.8 for plaquette, condensate, C_π(1); even/odd pseudofermion HMC (the
+same chains, acceptance 0.83) +1.6, −1.2, −0.3; flow-MH (64 × 120 proposals, acceptance
+0.55) −0.9, +0.2, −0.3. About 100 s on one core.
 """
 
 from __future__ import annotations
@@ -42,14 +42,17 @@ pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.slow]
 @pytest.fixture(scope="module")
 def reference():
     gen = torch.Generator().manual_seed(5)
-    return reweighted_reference(BETA, KAPPA, L, 2048, schwinger_observables(KAPPA), gen)
+    return reweighted_reference(BETA, KAPPA, L, 4096, schwinger_observables(KAPPA), gen)
 
 
 def _hmc_chain(kind: str):
     if kind == "exact":
         sampler = HMC(SchwingerAction(BETA, KAPPA), step_size=0.2, n_steps=5)
     else:
-        sampler = PseudofermionHMC(PseudofermionAction(BETA, KAPPA), step_size=0.2, n_steps=5)
+        # even/odd pseudofermions: half the CG iterations, and the statistical test of that
+        # variant (plain pseudofermion HMC is tested at 2×2 and 4×4, test_schwinger_samplers)
+        action = PseudofermionAction(BETA, KAPPA, even_odd=True)
+        sampler = PseudofermionHMC(action, step_size=0.2, n_steps=5)
     gen = torch.Generator().manual_seed(7)
     x0 = sample_u1_exact(16, L, BETA, gen, dtype=F64)  # quenched: near the target already
     chain = run_chain(sampler, x0, 100, gen, schwinger_observables(KAPPA), thermalize=10)
