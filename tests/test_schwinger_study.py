@@ -44,6 +44,14 @@ def test_sizes_per_mode_keep_the_lab_rules():
         SchwingerSizes(ess_samples=1000)
 
 
+def test_sizes_take_changes_on_top_of_a_mode():
+    """A smoke run of full mode's code path: the full sizes with a few fields changed."""
+    smoke = SchwingerSizes.for_mode("full", hmc=(2, 8), train_steps=2)
+    assert smoke.hmc == (2, 8) and smoke.train_steps == 2
+    assert smoke.pf_hmc == SchwingerSizes().pf_hmc  # the rest is full mode's
+    assert SchwingerSizes.for_mode("fast", lr=0.5).lr == 0.5
+
+
 # ================================================================ observables and chains
 
 

@@ -281,6 +281,11 @@ def plaquette_fn(theta):
 )
 def test_schwinger_sizes_refuse_what_no_run_can_use(field, value):
     refuses(SchwingerSizes, field, **{field: value})
+    refuses(SchwingerSizes.for_mode, field, "full", **{field: value})  # as a change, too
+
+
+def test_schwinger_sizes_for_mode_refuses_a_change_of_no_field():
+    refuses(SchwingerSizes.for_mode, "chains", "fast", chains=4)
 
 
 @BOUNDARY

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 from ... import checks
 from .. import _checks
@@ -67,16 +67,26 @@ class SchwingerSizes:
         checks.integer("scan_L", self.scan_L, low=2)
 
     @classmethod
-    def for_mode(cls, mode: str) -> SchwingerSizes:
-        """``"full"`` (the defaults) or ``"fast"`` (L = 4 on a CPU: two to three minutes).
+    def for_mode(cls, mode: str, **changes) -> SchwingerSizes:
+        """``"full"`` (the defaults) or ``"fast"`` (L = 4 on a CPU: two to three minutes),
+        with ``changes`` (field → value) applied on top: e.g. a smoke run of full mode's code
+        path at tiny sizes, ``for_mode("full", hmc=(2, 8), pf_hmc=(2, 8), train_steps=2)``.
 
         Fast mode runs many short chains: at L = 4 a step's cost is per-operation overhead,
         nearly the same for 16 or 128 chains, while the statistics grow with the chains.
 
         Raises:
-            ValueError: for any other mode.
+            ValueError: for any other mode, a field ``SchwingerSizes`` does not have, or a
+                value it refuses (naming the field).
         """
         mode = checks.choice("mode", mode, ("fast", "full"))
+        unknown = sorted(set(changes) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"SchwingerSizes has no field {unknown[0]!r}: cannot change it")
+        return replace(cls._of_mode(mode), **changes)
+
+    @classmethod
+    def _of_mode(cls, mode: str) -> SchwingerSizes:
         if mode == "full":
             return cls()
         return replace(
