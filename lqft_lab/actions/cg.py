@@ -181,15 +181,17 @@ def _cg_run(apply_A, b, x, r, done, iterations, tol, scale, max_iter):
     p = r.clone()
     rr = _norm2(r)  # (B,) |r_k|²
     view = (-1, *([1] * (b.dim() - 1)))  # (B, 1, ..., 1)
+    # A sample that meets Re p†Ap <= 0 is frozen and reported after the loop, so that each
+    # iteration reads one flag from the device (the loop condition), not two.
+    indefinite = torch.zeros_like(active)
+    first_pAp = torch.zeros_like(rr)
     while bool(active.any()):
         Ap = _checked_apply(apply_A, p, b)
         pAp = _dot(p, Ap).real
-        if bool((active & ~(pAp > 0)).any()):
-            raise ValueError(
-                "apply_A is not positive definite (or not Hermitian): found a direction p "
-                f"with Re p†Ap = {pAp[active & ~(pAp > 0)][0].item():.3e} <= 0; CG needs "
-                "an operator such as D†D, not D itself"
-            )
+        bad = active & ~(pAp > 0)
+        first_pAp = torch.where(bad & ~indefinite, pAp, first_pAp)
+        indefinite = indefinite | bad
+        active = active & ~bad
         alpha = torch.where(active, rr / torch.where(active, pAp, torch.ones_like(pAp)), 0.0)
         x = x + alpha.view(view).to(b.dtype) * p  # x_{k+1} = x_k + α_k p_k
         r = r - alpha.view(view).to(b.dtype) * Ap  # r_{k+1} = r_k - α_k A p_k
@@ -199,4 +201,10 @@ def _cg_run(apply_A, b, x, r, done, iterations, tol, scale, max_iter):
         p = r + beta.view(view).to(b.dtype) * p  # p_{k+1} = r_{k+1} + β_k p_k
         rr = rr_new
         active = active & (rr.sqrt() / scale > tol) & (iterations < max_iter)
+    if bool(indefinite.any()):
+        raise ValueError(
+            "apply_A is not positive definite (or not Hermitian): found a direction p "
+            f"with Re p†Ap = {first_pAp[indefinite][0].item():.3e} <= 0; CG needs "
+            "an operator such as D†D, not D itself"
+        )
     return x, iterations
