@@ -37,6 +37,12 @@ def test_notebook_04_records(notebook_metrics):
             assert abs(pull) < 4, (sampler, obs, pull)
         assert figures[f"tau_Q_{sampler}"] > 0 and figures[f"tau_condensate_{sampler}"] > 0
         assert 0 < figures[f"acceptance_{sampler}"] <= 1
+        # seconds per independent sample: time per chain-step × 2 τ_int, for Q and Σ
+        for obs in ("Q", "condensate"):
+            cost = figures[f"cost_{obs}_{sampler}"]
+            tau = figures[f"tau_int_{obs}_{sampler}"]
+            expected = figures[f"seconds_per_step_{sampler}"] * 2 * tau
+            assert cost > 0 and cost == pytest.approx(expected), (sampler, obs)
     # The pulls have power: the plaquette to better than 1% in every sampler.
     for sampler in SAMPLERS:
         assert figures[f"plaquette_{sampler}_err"] < 0.01 * figures[f"plaquette_{sampler}"]

@@ -16,12 +16,15 @@ from lqft_lab.observables import plaquette, topological_charge
 from lqft_lab.samplers import HMC, Chain, PseudofermionHMC
 from lqft_lab.studies.schwinger import (
     Comparison,
+    SamplerCost,
     SchwingerSizes,
     chain_observables,
     compare_samplers,
     comparison_table,
+    cost_table,
     kappa_scan,
     run_hmc_chain,
+    sampler_costs,
     uniform_flux,
 )
 
@@ -37,7 +40,9 @@ def test_sizes_per_mode_keep_the_lab_rules():
         assert sizes.flow[0] * sizes.flow[1] >= 10_000
         assert sizes.step_size * sizes.n_md == pytest.approx(1.0)
     assert SchwingerSizes.for_mode("full") == SchwingerSizes()
-    assert SchwingerSizes.for_mode("fast").train_steps < SchwingerSizes().train_steps
+    fast, full = SchwingerSizes.for_mode("fast"), SchwingerSizes()
+    assert fast.pf_hmc[1] < full.pf_hmc[1]  # full mode's pseudofermion HMC is the long run
+    assert full.even_odd and full.cg_max_iter > 2 * 2 * 16 * 16  # near κ_c, at L = 16
     with pytest.raises(ValueError, match="mode"):
         SchwingerSizes.for_mode("slow")
     with pytest.raises(ValueError, match="ess_samples"):
@@ -225,3 +230,74 @@ def test_compare_samplers_refuses_bad_input():
         compare_samplers({"a": chain}, {"x": (0.0, 0.0)})
     with pytest.raises(TypeError, match="rows"):
         comparison_table(["row"])
+
+
+# ================================================================ costs
+
+
+def _ar1(rho: float, T: int, B: int, rng) -> np.ndarray:
+    """``B`` AR(1) chains with lag-one correlation ``rho``: ``τ_int = (1 + ρ)/(2(1 − ρ))``."""
+    x = np.zeros((T, B))
+    x[0] = rng.normal(size=B)
+    for t in range(1, T):
+        x[t] = rho * x[t - 1] + math.sqrt(1 - rho**2) * rng.normal(size=B)
+    return x
+
+
+def test_sampler_costs_are_time_per_step_times_twice_tau_int():
+    """On AR(1) chains the Γ-method τ_int is near its exact value, so the cost ratio of a
+    slow-mixing and a fast-mixing sampler that took the same time is the ratio of their
+    exact τ_int within its statistical error."""
+    rng = np.random.default_rng(1)
+    T, B = 4000, 8
+    fast, slow = _ar1(0.0, T, B, rng), _ar1(0.8, T, B, rng)  # τ_int 0.5 and 4.5
+    chains = {
+        name: Chain(
+            observables={"Q": torch.as_tensor(x), "condensate": torch.as_tensor(x)},
+            accepted=torch.full((T, B), 0.5, dtype=torch.float64),
+            final=None,
+        )
+        for name, x in (("fast", fast), ("slow", slow))
+    }
+    costs = sampler_costs(chains, {"fast": 10.0, "slow": 10.0}, thermalize=1000)
+    assert [c.sampler for c in costs] == ["fast", "slow"] and isinstance(costs[0], SamplerCost)
+    c_fast, c_slow = costs
+    assert c_fast.seconds_per_step == pytest.approx(10.0 / (B * (T + 1000)))
+    for c in costs:
+        expected = gamma_method(chains[c.sampler].observables["Q"].numpy(), warn=False)
+        assert c.cost_per_independent_sample("Q") == pytest.approx(
+            c.seconds_per_step * 2 * expected.tau_int
+        )
+        assert c.acceptance == pytest.approx(0.5) and (c.chains, c.steps) == (B, T)
+    tau_slow = gamma_method(slow, warn=False)
+    ratio = c_slow.cost_per_independent_sample("Q") / c_fast.cost_per_independent_sample("Q")
+    assert abs(tau_slow.tau_int - 4.5) < 4 * tau_slow.tau_int_error  # the Γ-method is right
+    assert ratio == pytest.approx(9.0, rel=4 * tau_slow.tau_int_error / 4.5 + 0.1)
+    # measured every 2 steps: τ_int in steps doubles, and so does the cost
+    every2 = Chain(chains["slow"].observables, chains["slow"].accepted, None, every=2)
+    (c2,) = sampler_costs({"slow": every2}, {"slow": 10.0}, thermalize=0)
+    assert c2.steps == 2 * T and c2.tau_int["Q"] == pytest.approx(2 * c_slow.tau_int["Q"])
+    table = cost_table(costs, baseline="fast")
+    assert table.splitlines()[0].startswith("| sampler | acceptance |")
+    assert "(1×)" in table.splitlines()[2] and f"({ratio:.2g}×)" in table.splitlines()[3]
+    with pytest.raises(KeyError, match="plaquette"):
+        c_fast.cost_per_independent_sample("plaquette")
+
+
+def test_sampler_costs_refuse_bad_input():
+    chain = _chain(np.zeros((8, 2)))
+    with pytest.raises(ValueError, match="wall time"):
+        sampler_costs({"a": chain}, {"b": 1.0}, 0, ["x"])
+    with pytest.raises(ValueError, match="did not measure"):
+        sampler_costs({"a": chain}, {"a": 1.0}, 0, ["Q"])
+    with pytest.raises(ValueError, match="seconds"):
+        sampler_costs({"a": chain}, {"a": -1.0}, 0, ["x"])
+    with pytest.raises(ValueError, match="thermalize"):
+        sampler_costs({"a": chain}, {"a": 1.0}, -1, ["x"])
+    with pytest.raises(TypeError, match="observables"):
+        sampler_costs({"a": chain}, {"a": 1.0}, 0, "x")
+    (cost,) = sampler_costs({"a": chain}, {"a": 1.0}, 0, ["x"])
+    with pytest.raises(ValueError, match="baseline"):
+        cost_table([cost], baseline="b")
+    with pytest.raises(TypeError, match="costs"):
+        cost_table(["row"])

@@ -277,6 +277,10 @@ def plaquette_fn(theta):
         ("reference_samples", 1),
         ("scan_L", 1),
         ("train_steps", 1.5),
+        ("integrator", "euler"),
+        ("even_odd", 1),
+        ("cg_max_iter", 0),
+        ("pf_check_samples", 1),
     ],
 )
 def test_schwinger_sizes_refuse_what_no_run_can_use(field, value):

@@ -18,6 +18,8 @@ The pieces:
   ``e^{-ΔH}`` and the CG iterations as series), :func:`flow_mh_chain`, and
   :func:`compare_samplers` / :func:`comparison_table` (every sampler against an exact
   reference, with pulls).
+- :mod:`.costs`: :func:`sampler_costs` / :func:`cost_table` (seconds per independent sample
+  of each sampler, ``time per step × 2 τ_int``, side by side).
 - :mod:`.spectrum`: :func:`uniform_flux` and :func:`kappa_scan` (the near-zero mode of a
   charged configuration as ``κ → κ_c``).
 - :mod:`.training`: :func:`train_schwinger_flow`, the recipe of the shipped
@@ -44,6 +46,7 @@ from .chains import (
     flow_mh_chain,
     run_hmc_chain,
 )
+from .costs import SamplerCost, cost_table, sampler_costs
 from .sizes import SchwingerSizes
 from .spectrum import KappaScan, kappa_scan, uniform_flux
 from .training import shipped_schwinger_flow, train_schwinger_flow
@@ -58,6 +61,9 @@ __all__ = [
     "Comparison",
     "compare_samplers",
     "comparison_table",
+    "SamplerCost",
+    "sampler_costs",
+    "cost_table",
     "train_schwinger_flow",
     "shipped_schwinger_flow",
     "flow_mh_chain",

@@ -10,7 +10,7 @@ from .. import _checks
 
 @dataclass(frozen=True)
 class SchwingerSizes:
-    """Chains and budgets of notebook 04; the defaults are full mode's (a GPU job at L = 16).
+    """Chains and budgets of notebook 04; the defaults are full mode's (L = 16 near κ_c).
 
     Chains are ``(chains, production steps)``; a step is one unit-length HMC trajectory
     (``step_size · n_md = 1``) or one flow proposal per chain.
@@ -19,7 +19,15 @@ class SchwingerSizes:
         hmc_2x2: exact-determinant HMC and pseudofermion HMC on the 2×2 lattice, against
             :func:`~lqft_lab.exact.schwinger.schwinger_2x2`.
         hmc, pf_hmc: exact-determinant HMC and pseudofermion HMC on the study lattice.
-        step_size, n_md: their integrator step and steps per trajectory.
+        step_size, n_md, integrator: their integrator step, steps per trajectory and
+            integrator (``"leapfrog"`` or ``"omelyan"``). Near ``κ_c`` the fermion force
+            spikes where a near-zero mode is close; a small leapfrog step rides them out
+            better than Omelyan's larger one.
+        even_odd: even/odd preconditioned pseudofermion HMC (about 2.3× fewer CG iterations).
+        cg_max_iter: the CG iteration limit of pseudofermion HMC's solves (``None``: CG's
+            default, twice the unknowns); near ``κ_c`` a trajectory passing close to a
+            near-zero mode needs more.
+        pf_check_samples: exact pure-gauge draws for the ``⟨S_pf⟩ = 2V`` heatbath check.
         thermalize: trajectories (or flow steps) discarded first.
         train_steps, score_steps: reverse-KL steps of the flow with the reparameterization
             and with the score-function gradient (the comparison of the two estimators).
@@ -34,20 +42,24 @@ class SchwingerSizes:
         scan_L: lattice of the near-zero-mode scan along ``κ`` (charge-one configuration).
     """
 
-    hmc_2x2: tuple[int, int] = (64, 2000)
-    hmc: tuple[int, int] = (64, 2000)
-    pf_hmc: tuple[int, int] = (64, 2000)
-    step_size: float = 0.1
-    n_md: int = 10
-    thermalize: int = 100
-    train_steps: int = 5000
-    score_steps: int = 1000
-    train_batch: int = 64
+    hmc_2x2: tuple[int, int] = (64, 500)
+    hmc: tuple[int, int] = (4, 300)
+    pf_hmc: tuple[int, int] = (8, 300)
+    step_size: float = 0.0625
+    n_md: int = 16
+    integrator: str = "leapfrog"
+    even_odd: bool = True
+    cg_max_iter: int | None = 4096
+    pf_check_samples: int = 1024
+    thermalize: int = 50
+    train_steps: int = 200
+    score_steps: int = 200
+    train_batch: int = 16
     lr: float = 1e-3
     n_layers: int = 16
     hidden: tuple[int, ...] = (8, 8)
-    flow: tuple[int, int] = (256, 2000)
-    ess_samples: int = 16_384
+    flow: tuple[int, int] = (64, 160)
+    ess_samples: int = 4096
     reference_samples: int = 65_536
     reference_max_volume: int = 64
     scan_L: int = 16
@@ -57,6 +69,11 @@ class SchwingerSizes:
         for name in ("hmc_2x2", "hmc", "pf_hmc", "flow"):
             _checks.chains_and_steps(name, getattr(self, name), min_steps=4)
         checks.positive("step_size", self.step_size)
+        checks.choice("integrator", self.integrator, ("leapfrog", "omelyan"))
+        checks.boolean("even_odd", self.even_odd)
+        if self.cg_max_iter is not None:
+            checks.integer("cg_max_iter", self.cg_max_iter, low=1)
+        checks.integer("pf_check_samples", self.pf_check_samples, low=2)
         checks.positive("lr", self.lr)
         for name in ("n_md", "train_steps", "score_steps", "n_layers", "train_batch"):
             checks.integer(name, getattr(self, name), low=1)
@@ -96,13 +113,16 @@ class SchwingerSizes:
             pf_hmc=(64, 80),
             step_size=0.2,
             n_md=5,
+            even_odd=False,
+            cg_max_iter=None,
+            pf_check_samples=8192,
             thermalize=15,
             train_steps=200,
             score_steps=100,
             lr=1e-2,
             n_layers=8,
+            train_batch=64,
             flow=(128, 80),
-            ess_samples=4096,
             reference_samples=8192,
             scan_L=12,
         )
