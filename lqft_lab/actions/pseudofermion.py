@@ -211,8 +211,21 @@ class PseudofermionAction:
         return self._solve(self._links(theta), phi)
 
     def fermion_action(self, theta: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
-        """``S_pf = φ† (D†D)^{-1} φ``, real ``(B,)`` in the links' dtype."""
+        """``S_pf = φ† (D†D)^{-1} φ``, real ``(B,)`` in the links' dtype.
+
+        Differentiable in ``theta`` and ``phi`` without backpropagating through CG: the
+        backward pass reuses the solution ``X = (D†D)^{-1} φ`` of the forward one,
+        ``∂S_pf/∂θ`` is the analytic pseudofermion force (:meth:`force`) and
+        ``∂S_pf/∂φ* = X`` (torch's gradient of a real function of a complex tensor is
+        ``2 ∂/∂φ*``, so ``phi.grad = 2X``); ``D†D`` is Hermitian, so no second (adjoint)
+        solve is needed. This is what reverse-KL training of a pseudofermion flow uses.
+        """
         self._check(theta, phi)
+        return self._differentiable_fermion_action(theta, phi)
+
+    def _differentiable_fermion_action(self, theta, phi) -> torch.Tensor:
+        if torch.is_grad_enabled() and (theta.requires_grad or phi.requires_grad):
+            return _FermionAction.apply(theta, phi, self)
         return self._fermion_action(theta, phi)
 
     def _fermion_action(self, theta, phi) -> torch.Tensor:
@@ -226,7 +239,7 @@ class PseudofermionAction:
     def __call__(self, theta: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
         """``S = S_g(θ) + S_pf(θ, φ)``, ``(B,)``."""
         self._check(theta, phi)
-        return self.gauge(theta) + self._fermion_action(theta, phi)
+        return self.gauge(theta) + self._differentiable_fermion_action(theta, phi)
 
     def force(self, theta: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
         """``-dS/dθ`` at fixed ``φ``: the gauge force plus the analytic pseudofermion force.
@@ -239,7 +252,10 @@ class PseudofermionAction:
 
     def _fermion_force(self, theta, phi) -> torch.Tensor:
         U = self._links(theta)
-        X = self._solve(U, phi).x
+        return self._force_from_solution(theta, U, self._solve(U, phi).x)
+
+    def _force_from_solution(self, theta, U, X) -> torch.Tensor:
+        """``-∂S_pf/∂θ`` at fixed ``φ`` from ``X = (D†D)^{-1} φ`` (``(M†M)^{-1} φ_e``)."""
         kappa = self.kappa
         if not self.even_odd:
             Y = self.dirac._apply(U, X)
@@ -254,3 +270,31 @@ class PseudofermionAction:
         W = odd * self.dirac._apply_dagger(U, Y)  # W_o = (D_eo)† Y_e
         t = _hop_form(U, Y, Z) + _hop_form(U, W, X)
         return (-2 * kappa * t.imag).to(theta.dtype)
+
+
+class _FermionAction(torch.autograd.Function):
+    """``S_pf(θ, φ)`` with the gradients of :meth:`PseudofermionAction.fermion_action`."""
+
+    @staticmethod
+    def forward(ctx, theta, phi, action):
+        U = action._links(theta.detach())
+        X = action._solve(U, phi.detach()).x
+        phi_c = phi.detach().to(torch.complex128)
+        if action.even_odd:
+            phi_c = action._even(phi_c)
+        ctx.action = action
+        ctx.save_for_backward(theta, X)
+        ctx.phi_dtype = phi.dtype
+        return (phi_c.conj() * X).real.flatten(1).sum(dim=1).to(theta.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        theta, X = ctx.saved_tensors
+        action = ctx.action
+        grad_theta = grad_phi = None
+        if ctx.needs_input_grad[0]:
+            force = action._force_from_solution(theta, action._links(theta), X)
+            grad_theta = -grad[:, None, None, None] * force
+        if ctx.needs_input_grad[1]:
+            grad_phi = (2 * grad.to(X.real.dtype)[:, None, None, None] * X).to(ctx.phi_dtype)
+        return grad_theta, grad_phi, None

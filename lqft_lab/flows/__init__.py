@@ -1,7 +1,10 @@
 """Normalizing flows. Contract: a flow maps base → field, ``forward(z) -> (x, logJ)``,
 ``reverse(x) -> (z, logJ_inv)``, with per-sample ``logJ`` of shape ``(B,)``;
 ``FlowModel.sample(B) -> (x, logq)`` and ``FlowModel.log_prob(x) -> logq``. For SU(N) fields
-(complex matrices) ``logJ`` and ``logq`` are real and taken with respect to Haar measure."""
+(complex matrices) ``logJ`` and ``logq`` are real and taken with respect to Haar measure.
+
+:class:`PseudofermionFlow` is conditional: ``q(φ | θ)`` of a pseudofermion given U(1) links,
+``forward(χ, θ)``, ``sample(θ) -> (φ, logq)``, ``log_prob(θ, φ)``."""
 
 from .base import Flow, FlowModel
 from .coupling import AffineCoupling
@@ -14,6 +17,7 @@ from .priors import (
     UniformAnglePrior,
     momentum_features,
 )
+from .pseudofermion import HopLayer, PseudofermionFlow, SpinScaleLayer, dirac_dagger_hops
 from .realnvp import RealNVPConfig, build_real_nvp, transfer_real_nvp
 from .splines import CircularSplineKernel, IntervalSplineKernel
 from .sun import (
@@ -84,4 +88,8 @@ __all__ = [
     "SUNGaugeEquivariantCoupling",
     "SUNFlowConfig",
     "build_sun_flow",
+    "PseudofermionFlow",
+    "HopLayer",
+    "SpinScaleLayer",
+    "dirac_dagger_hops",
 ]

@@ -1,7 +1,9 @@
 """Markov-chain samplers: local Metropolis, HMC, heatbath and flow-based independence Metropolis.
 
 :class:`PseudofermionHMC` samples U(1) links with Nf = 2 pseudofermions (one heatbath of
-``φ`` per trajectory, CG in every force). Also :func:`sample_u1_exact`, independent exact
+``φ`` per trajectory, CG in every force); :class:`JointFlowMetropolis` and
+:class:`GibbsFlowMetropolis` sample links and pseudofermions with flows
+(:mod:`.joint_pseudofermion`). Also :func:`sample_u1_exact`, independent exact
 draws of 2D U(1) gauge theory (a reference, not a chain).
 
 Fields are real tensors ``(B, *lattice)`` (scalars, U(1) link angles) or, for the SU(N)
@@ -56,11 +58,25 @@ from .hmc_sun import (
     sun_leapfrog,
     sun_omelyan,
 )
+from .joint_pseudofermion import (
+    ExactPseudofermionConditional,
+    GibbsFlowMetropolis,
+    JointFlowMetropolis,
+    JointInfo,
+    JointState,
+    joint_action,
+)
 from .metropolis import LocalMetropolis, LocalMetropolisInfo, LocalMetropolisState
 from .pseudofermion_hmc import PseudofermionHMC, PseudofermionHMCInfo, PseudofermionHMCState
 from .u1_exact import sample_u1_exact, u1_links_from_plaquettes
 
 __all__ = [
+    "JointFlowMetropolis",
+    "GibbsFlowMetropolis",
+    "ExactPseudofermionConditional",
+    "JointState",
+    "JointInfo",
+    "joint_action",
     "metropolis_accept",
     "sample_u1_exact",
     "u1_links_from_plaquettes",
