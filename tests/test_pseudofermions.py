@@ -205,6 +205,24 @@ def test_pseudofermion_hmc_is_reversible(pf_setup, integrator):
     assert bool((iterations >= n_forces).all())
 
 
+def test_a_looser_force_tolerance_keeps_the_trajectory_reversible(pf_setup):
+    """``force_tol`` loosens only the forces' solves: CG from a zero start makes the force a
+    deterministic function of the links, so the trajectory is still reversible to rounding;
+    the energies (``tol``) are untouched, and the forces change by about the tolerance."""
+    action, theta, phi, p = pf_setup
+    loose = PseudofermionAction(action.beta, action.kappa, force_tol=1e-6)
+    assert loose.tol == action.tol and loose.force_tol == 1e-6
+    F_strict, F_loose = action.force(theta, phi), loose.force(theta, phi)
+    assert 0 < float((F_loose - F_strict).abs().max()) < 1e-4 * float(F_strict.abs().max())
+    assert loose.last_iterations.sum() < action.solve(theta, phi).iterations.sum()
+    torch.testing.assert_close(loose(theta, phi), action(theta, phi), rtol=0, atol=0)
+    hmc = PseudofermionHMC(loose, step_size=0.1, n_steps=10)
+    x1, p1, _ = hmc.integrate(theta, p, phi)
+    x2, p2, _ = hmc.integrate(x1, -p1, phi)
+    torch.testing.assert_close(x2, theta, rtol=0, atol=1e-9)
+    torch.testing.assert_close(-p2, p, rtol=0, atol=1e-9)
+
+
 @pytest.mark.parametrize("integrator", ["leapfrog", "omelyan"])
 def test_pseudofermion_hmc_energy_error_scales_as_eps_squared(pf_setup, integrator):
     action, theta, phi, p = pf_setup

@@ -38,6 +38,7 @@ def test_sizes_per_mode_keep_the_lab_rules():
         sizes = SchwingerSizes.for_mode(mode)
         assert sizes.ess_samples >= 4096
         assert sizes.flow[0] * sizes.flow[1] >= 10_000
+        assert sizes.joint[0] * sizes.joint[1] >= 10_000 and sizes.joint_ess_samples >= 4096
         assert sizes.step_size * sizes.n_md == pytest.approx(1.0)
     assert SchwingerSizes.for_mode("full") == SchwingerSizes()
     fast, full = SchwingerSizes.for_mode("fast"), SchwingerSizes()

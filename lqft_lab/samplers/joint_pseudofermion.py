@@ -48,6 +48,7 @@ from ..actions.pseudofermion import PseudofermionAction
 from ..actions.u1 import check_links
 from ..actions.wilson_dirac import check_fermion
 from .base import _accept
+from .flow_mcmc import FlowMCMCState
 
 __all__ = [
     "joint_action",
@@ -123,19 +124,12 @@ class ExactPseudofermionConditional:
 
 
 @dataclass(frozen=True)
-class JointState:
-    """Links ``x`` ``(B, 2, L0, L1)``, pseudofermions ``phi`` ``(B, L0, L1, 2)``, and
-    ``logp = -S_g - S_pf`` and ``logq`` (of the pair, or of the links alone for
-    :class:`GibbsFlowMetropolis`), ``(B,)``."""
+class JointState(FlowMCMCState):
+    """A flow-MCMC state with a pseudofermion: links ``x`` ``(B, 2, L0, L1)``, ``logp =
+    -S_g - S_pf`` and ``logq`` (of the pair, or of the links alone for
+    :class:`GibbsFlowMetropolis`), ``(B,)``, and ``phi`` ``(B, L0, L1, 2)``."""
 
-    x: torch.Tensor
-    phi: torch.Tensor
-    logp: torch.Tensor
-    logq: torch.Tensor
-
-    @property
-    def logw(self) -> torch.Tensor:
-        return self.logp - self.logq
+    phi: torch.Tensor = None
 
 
 @dataclass(frozen=True)
@@ -199,7 +193,7 @@ class JointFlowMetropolis:
             phi, logq_phi = self.fermion_model.sample(theta, generator)
             logp = -joint_action(self.action, theta, phi)
         iterations = self.action.last_iterations
-        return JointState(theta, phi, logp, logq_theta + logq_phi), iterations
+        return JointState(x=theta, phi=phi, logp=logp, logq=logq_theta + logq_phi), iterations
 
     def init(self, x=None, generator: torch.Generator | None = None) -> JointState:
         """Start from a first joint draw (``x=None``), or from given ``(theta, phi)``."""
@@ -216,7 +210,7 @@ class JointFlowMetropolis:
         with torch.no_grad():
             logq = self.gauge_model.log_prob(theta) + self.fermion_model.log_prob(theta, phi)
             logp = -joint_action(self.action, theta, phi)
-        return _finite(JointState(theta, phi, logp, logq), "x")
+        return _finite(JointState(x=theta, phi=phi, logp=logp, logq=logq), "x")
 
     def step(self, state: JointState, generator: torch.Generator | None = None):
         proposal, iterations = self._propose(state.x.shape[0], generator)
@@ -266,7 +260,7 @@ class GibbsFlowMetropolis:
                 logq = self.gauge_model.log_prob(x)
             phi, S_pf = self.action._heatbath(x, generator)
             logp = -self.action.gauge(x) - S_pf
-        return _finite(JointState(x, phi, logp, logq), "the start")
+        return _finite(JointState(x=x, phi=phi, logp=logp, logq=logq), "the start")
 
     def step(self, state: JointState, generator: torch.Generator | None = None):
         with torch.no_grad():
@@ -276,7 +270,7 @@ class GibbsFlowMetropolis:
             new, logq_new = self.gauge_model.sample(theta.shape[0], generator=generator)
             logp_new = -self.action.gauge(new) - self.action.fermion_action(new, phi)
             iterations = self.action.last_iterations
-        current = JointState(theta, phi, logp, state.logq)
-        proposal = JointState(new, phi, logp_new, logq_new)
+        current = JointState(x=theta, phi=phi, logp=logp, logq=state.logq)
+        proposal = JointState(x=new, phi=phi, logp=logp_new, logq=logq_new)
         accepted = _accept(proposal.logw - current.logw, generator)
         return _select(accepted, proposal, current), JointInfo(accepted, proposal.logw, iterations)

@@ -133,6 +133,8 @@ def test_kappa_one_and_bad_switches_are_refused():
 @given(tol=bad_reals(low=0, high=1))
 def test_tolerances_must_lie_in_the_unit_interval(tol):
     refuses(PseudofermionAction, "tol", 1.0, 0.2, tol=tol)
+    if tol is not None:  # None is force_tol's default: the energies' tol
+        refuses(PseudofermionAction, "force_tol", 1.0, 0.2, force_tol=tol)
     refuses(conjugate_gradient, "tol", lambda v: v, PSI, tol=tol)
 
 

@@ -34,6 +34,8 @@ from lqft_lab.samplers import (
 from lqft_lab.studies.schwinger import (
     SamplerCost,
     cost_table,
+    joint_ess,
+    plot_parallel_transport,
     sampler_costs,
     train_pseudofermion_flow,
 )
@@ -52,6 +54,8 @@ COVERED = {
     "lqft_lab.samplers.JointInfo",
     "lqft_lab.samplers.joint_action",
     "lqft_lab.studies.schwinger.train_pseudofermion_flow",
+    "lqft_lab.studies.schwinger.joint_ess",
+    "lqft_lab.studies.schwinger.plot_parallel_transport",
     "lqft_lab.studies.schwinger.SamplerCost",
     "lqft_lab.studies.schwinger.sampler_costs",
     "lqft_lab.studies.schwinger.cost_table",
@@ -181,10 +185,40 @@ def test_train_pseudofermion_flow_refuses_bad_objects_and_is_finite(gauge_flow):
     refuses(train_pseudofermion_flow, "action", gauge_flow, flow, "S")
     seen = []
     history = train_pseudofermion_flow(
-        gauge_flow, flow, ACTION, n_steps=2, batch_size=2, log_every=1, callback=seen.append
+        gauge_flow,
+        flow,
+        ACTION,
+        n_steps=2,
+        batch_size=2,
+        log_every=1,
+        callback=lambda step, entry: seen.append((step, entry)),
     )
-    assert len(history) == 2 and seen == history
+    assert len(history) == 2 and seen == [(e["step"], e) for e in history]
     assert_finite(history)
+
+
+def test_joint_ess_refuses_bad_input_and_is_finite(gauge_flow, pf_flow):
+    conditionals = {"flow": pf_flow, "exact": ExactPseudofermionConditional(ACTION)}
+    refuses(joint_ess, "action", gauge_flow, conditionals, "S", 8)
+    refuses(joint_ess, "conditionals", gauge_flow, [pf_flow], ACTION, 8)
+    refuses(joint_ess, "n_samples", gauge_flow, conditionals, ACTION, 1)
+    refuses(joint_ess, "batch_size", gauge_flow, conditionals, ACTION, 8, batch_size=0)
+    result = joint_ess(gauge_flow, conditionals, ACTION, 8, torch.Generator().manual_seed(3))
+    assert set(result) == {"marginal", "flow", "exact"}
+    assert_finite(result)
+
+
+@pytest.mark.parametrize("L", [3, 4.5, "4"])
+def test_plot_parallel_transport_refuses_a_bad_lattice(L):
+    refuses(plot_parallel_transport, "L", None, L)
+
+
+def test_plot_parallel_transport_draws():
+    import matplotlib.pyplot as plt
+
+    ax = plot_parallel_transport()
+    assert len(ax.patches) + len(ax.texts) >= 4  # the four transports and their labels
+    plt.close(ax.figure)
 
 
 # ============================================================== costs

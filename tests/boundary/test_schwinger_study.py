@@ -281,6 +281,13 @@ def plaquette_fn(theta):
         ("even_odd", 1),
         ("cg_max_iter", 0),
         ("pf_check_samples", 1),
+        ("joint", (4, 1)),
+        ("cg_tol", 1.0),
+        ("cg_force_tol", 0.0),
+        ("joint_train_steps", 0),
+        ("joint_blocks", 1.0),
+        ("joint_lr", 0.0),
+        ("joint_ess_samples", 100),
     ],
 )
 def test_schwinger_sizes_refuse_what_no_run_can_use(field, value):

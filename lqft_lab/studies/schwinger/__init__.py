@@ -19,7 +19,9 @@ The pieces:
   :func:`compare_samplers` / :func:`comparison_table` (every sampler against an exact
   reference, with pulls).
 - :mod:`.joint`: :func:`train_pseudofermion_flow`, the joint reverse KL of a pseudofermion
-  flow ``q(φ | θ)`` (part 2: links and pseudofermions sampled together, no determinant).
+  flow ``q(φ | θ)`` (part 2: links and pseudofermions sampled together, no determinant);
+  :func:`joint_ess` (marginal against joint weights on the same links) and
+  :func:`plot_parallel_transport`.
 - :mod:`.costs`: :func:`sampler_costs` / :func:`cost_table` (seconds per independent sample
   of each sampler, ``time per step × 2 τ_int``, side by side).
 - :mod:`.spectrum`: :func:`uniform_flux` and :func:`kappa_scan` (the near-zero mode of a
@@ -49,7 +51,7 @@ from .chains import (
     run_hmc_chain,
 )
 from .costs import SamplerCost, cost_table, sampler_costs
-from .joint import train_pseudofermion_flow
+from .joint import joint_ess, plot_parallel_transport, train_pseudofermion_flow
 from .sizes import SchwingerSizes
 from .spectrum import KappaScan, kappa_scan, uniform_flux
 from .training import shipped_schwinger_flow, train_schwinger_flow
@@ -71,4 +73,6 @@ __all__ = [
     "shipped_schwinger_flow",
     "flow_mh_chain",
     "train_pseudofermion_flow",
+    "joint_ess",
+    "plot_parallel_transport",
 ]

@@ -15,13 +15,15 @@ the exact conditional ``CN(0, D†D)``, where the joint weights equal the margin
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import torch
 
 from ... import checks
-from ...actions import PseudofermionAction
+from ...actions import PseudofermionAction, SchwingerAction
 from ...analysis import ess
 from ...flows.pseudofermion import PseudofermionFlow
+from ...samplers.flow_mcmc import independence_metropolis
 from ...samplers.joint_pseudofermion import joint_action
 from .. import _checks
 
@@ -51,12 +53,15 @@ def train_pseudofermion_flow(
         train_gauge: train the gauge flow jointly (its samples then carry gradients).
         seed: seeds the draws.
         log_every: steps between history entries.
-        callback: ``callback(entry)`` with each history entry (a dashboard's).
+        callback: ``callback(step, entry)`` with each history entry, e.g. a
+            :class:`~lqft_lab.widgets.SamplingDashboard`'s ``callback`` following
+            ``["loss", "ess", "cg_iterations"]`` live.
         progress: show a progress bar.
 
     Returns:
-        The history: ``{"step", "loss", "loss_err", "ess", "cg_iterations"}`` every
-        ``log_every`` steps, ``ess`` the batch's joint-weight ESS (fraction).
+        The history: ``{"step", "loss", "loss_err", "ess", "acceptance", "cg_iterations"}``
+        every ``log_every`` steps: ``ess`` the batch's joint-weight ESS (fraction),
+        ``acceptance`` that of an independence Metropolis chain through the batch.
 
     Raises:
         TypeError, ValueError: naming the argument.
@@ -102,15 +107,100 @@ def train_pseudofermion_flow(
         schedule.step()
         if step % log_every == 0 or step == n_steps:
             values = per_sample.detach()
+            _, accepted = independence_metropolis(-values, torch.zeros_like(values), generator)
             entry = {
                 "step": step,
                 "loss": loss.item(),
                 "loss_err": values.std().item() / math.sqrt(batch_size),
                 "ess": ess(-values),
+                "acceptance": accepted[1:].double().mean().item(),
                 "cg_iterations": action.last_iterations.double().mean().item(),
             }
             history.append(entry)
             if callback is not None:
-                callback(entry)
+                callback(step, entry)
     fermion_flow.eval()
     return history
+
+
+def joint_ess(
+    gauge_model,
+    conditionals: Mapping,
+    action: PseudofermionAction,
+    n_samples: int,
+    generator: torch.Generator | None = None,
+    batch_size: int = 256,
+) -> dict[str, float]:
+    """ESS (fraction) of the marginal weights and of the joint weights with each model of
+    ``φ``, all on the same ``n_samples`` draws ``θ ~ q(θ)``.
+
+    The marginal weight is ``-S_g + log det D†D - log q(θ)`` (the dense determinant of
+    :class:`~lqft_lab.actions.SchwingerAction`: small lattices); the joint one
+    ``-S(θ, φ) - log q(θ) - log q(φ | θ)`` with ``φ ~ q(· | θ)``. With the exact conditional
+    the two are equal draw by draw; any other ``q(φ | θ)`` has a lower ESS in expectation.
+
+    Args:
+        gauge_model: the U(1) flow ``q(θ)``.
+        conditionals: name → ``q(φ | θ)`` (``sample(θ, generator) -> (φ, log q)``).
+        action: the target's :class:`~lqft_lab.actions.PseudofermionAction`.
+        n_samples: draws, ``>= 2``; ``batch_size``: draws per pass.
+        generator: random source.
+
+    Returns:
+        ``{"marginal": ESS, name: ESS, ...}``.
+    """
+    _checks.instance("action", action, PseudofermionAction)
+    _checks.mapping("conditionals", conditionals)
+    n_samples = checks.integer("n_samples", n_samples, low=2)
+    batch_size = checks.integer("batch_size", batch_size, low=1)
+    marginal_action = SchwingerAction(action.beta, action.kappa)
+    logw: dict[str, list[torch.Tensor]] = {"marginal": [], **{k: [] for k in conditionals}}
+    with torch.no_grad():
+        for start in range(0, n_samples, batch_size):
+            n = min(batch_size, n_samples - start)
+            theta, logq_theta = gauge_model.sample(n, generator=generator)
+            logw["marginal"].append(-marginal_action(theta) - logq_theta)
+            for name, model in conditionals.items():
+                phi, logq_phi = model.sample(theta, generator)
+                logw[name].append(-joint_action(action, theta, phi) - logq_theta - logq_phi)
+    return {name: ess(torch.cat(parts)) for name, parts in logw.items()}
+
+
+def plot_parallel_transport(ax=None, L: int = 4):
+    """The hop layer on a small lattice: even sites filled, odd sites open, and the four
+    parallel-transported neighbours that update one even site ``x``.
+
+    Returns:
+        The axes.
+    """
+    import matplotlib.pyplot as plt
+
+    L = checks.integer("L", L, low=4)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4, 4))
+    x1, x0 = torch.meshgrid(torch.arange(L), torch.arange(L), indexing="xy")
+    even = ((x0 + x1) % 2 == 0).flatten()
+    xs, ys = x1.flatten(), x0.flatten()
+    for i in range(L):
+        ax.plot([-0.3, L - 0.7], [i, i], color="0.85", lw=0.8, zorder=0)
+        ax.plot([i, i], [-0.3, L - 0.7], color="0.85", lw=0.8, zorder=0)
+    ax.scatter(xs[even], ys[even], s=120, color="C0", label="even sites (updated)", zorder=2)
+    ax.scatter(xs[~even], ys[~even], s=120, facecolor="white", edgecolor="C1", lw=1.5,
+               label="odd sites (read)", zorder=2)  # fmt: skip
+    c = L // 2
+    labels = {
+        (1, 0): r"$U_1(x)\,\phi(x+\hat1)$",
+        (-1, 0): r"$U_1(x-\hat1)^*\phi(x-\hat1)$",
+        (0, 1): r"$U_0(x)\,\phi(x+\hat0)$",
+        (0, -1): r"$U_0(x-\hat0)^*\phi(x-\hat0)$",
+    }
+    for (dx, dy), text in labels.items():
+        ax.annotate("", xy=(c + 0.18 * dx, c + 0.18 * dy), xytext=(c + 0.82 * dx, c + 0.82 * dy),
+                    arrowprops=dict(arrowstyle="->", color="C3", lw=1.8))  # fmt: skip
+        ax.text(c + dx * 1.05, c + dy * 1.05 + (0.22 if dy >= 0 else -0.3), text,
+                ha="center", fontsize=8, color="C3")  # fmt: skip
+    ax.text(c + 0.12, c - 0.32, "$x$", fontsize=11)
+    ax.set(xlim=(-0.6, L - 0.4), ylim=(-0.8, L - 0.2), aspect="equal", xticks=[], yticks=[],
+           xlabel="direction 1", ylabel="direction 0 (time)")  # fmt: skip
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=8, frameon=False)
+    return ax

@@ -27,6 +27,13 @@ class SchwingerSizes:
         cg_max_iter: the CG iteration limit of pseudofermion HMC's solves (``None``: CG's
             default, twice the unknowns); near ``κ_c`` a trajectory passing close to a
             near-zero mode needs more.
+        cg_tol, cg_force_tol: relative residuals of pseudofermion HMC's energy and force
+            solves (:class:`~lqft_lab.actions.PseudofermionAction`'s ``tol`` and
+            ``force_tol``). At L = 16 near ``κ_c`` CG stagnated once at 1.4·10⁻¹⁰ after
+            4096 iterations (one solve in about 5·10⁴), so full mode asks 10⁻⁹ of the
+            energies (an error in ``S_pf`` of at most ``10⁻⁹ |φ|²/λ_min``) and 10⁻⁸ of the
+            forces, which cannot bias the chain (a deterministic force keeps the
+            integrator reversible).
         pf_check_samples: exact pure-gauge draws for the ``⟨S_pf⟩ = 2V`` heatbath check.
         thermalize: trajectories (or flow steps) discarded first.
         train_steps, score_steps: reverse-KL steps of the flow with the reparameterization
@@ -40,6 +47,12 @@ class SchwingerSizes:
             the weights' ESS collapses (and dense ``D`` gets slow), and samplers are compared
             with exact-determinant HMC instead.
         scan_L: lattice of the near-zero-mode scan along ``κ`` (charge-one configuration).
+        joint_train_steps, joint_blocks, joint_lr: part 2's pseudofermion flow (blocks of
+            :class:`~lqft_lab.flows.PseudofermionFlow`) and its joint reverse-KL training,
+            batches of ``train_batch``.
+        joint: chains of each part-2 sampler (joint flow-MH, MH-within-Gibbs, the exact
+            conditional), ``chains · steps >= 10⁴``.
+        joint_ess_samples: draws for the marginal against joint ESS.
     """
 
     hmc_2x2: tuple[int, int] = (64, 500)
@@ -50,6 +63,8 @@ class SchwingerSizes:
     integrator: str = "leapfrog"
     even_odd: bool = True
     cg_max_iter: int | None = 4096
+    cg_tol: float = 1e-9
+    cg_force_tol: float = 1e-8
     pf_check_samples: int = 1024
     thermalize: int = 50
     train_steps: int = 200
@@ -63,14 +78,21 @@ class SchwingerSizes:
     reference_samples: int = 65_536
     reference_max_volume: int = 64
     scan_L: int = 16
+    joint_train_steps: int = 500
+    joint_blocks: int = 2
+    joint_lr: float = 3e-3
+    joint: tuple[int, int] = (64, 160)
+    joint_ess_samples: int = 4096
 
     def __post_init__(self):
         """Refuse sizes no run could use (each ``TypeError``/``ValueError`` names the field)."""
-        for name in ("hmc_2x2", "hmc", "pf_hmc", "flow"):
+        for name in ("hmc_2x2", "hmc", "pf_hmc", "flow", "joint"):
             _checks.chains_and_steps(name, getattr(self, name), min_steps=4)
         checks.positive("step_size", self.step_size)
         checks.choice("integrator", self.integrator, ("leapfrog", "omelyan"))
         checks.boolean("even_odd", self.even_odd)
+        for name in ("cg_tol", "cg_force_tol"):
+            checks.real(name, getattr(self, name), low=0, high=1, low_open=True, high_open=True)
         if self.cg_max_iter is not None:
             checks.integer("cg_max_iter", self.cg_max_iter, low=1)
         checks.integer("pf_check_samples", self.pf_check_samples, low=2)
@@ -82,6 +104,10 @@ class SchwingerSizes:
         checks.integer("reference_samples", self.reference_samples, low=2)
         checks.integer("reference_max_volume", self.reference_max_volume, low=0)
         checks.integer("scan_L", self.scan_L, low=2)
+        for name in ("joint_train_steps", "joint_blocks"):
+            checks.integer(name, getattr(self, name), low=1)
+        checks.positive("joint_lr", self.joint_lr)
+        checks.integer("joint_ess_samples", self.joint_ess_samples, low=4096)
 
     @classmethod
     def for_mode(cls, mode: str, **changes) -> SchwingerSizes:
@@ -115,6 +141,8 @@ class SchwingerSizes:
             n_md=5,
             even_odd=False,
             cg_max_iter=None,
+            cg_tol=1e-10,
+            cg_force_tol=1e-10,
             pf_check_samples=8192,
             thermalize=15,
             train_steps=200,
@@ -125,4 +153,5 @@ class SchwingerSizes:
             flow=(128, 80),
             reference_samples=8192,
             scan_L=12,
+            joint_train_steps=150,
         )
