@@ -56,3 +56,16 @@ def test_notebook_04_records(notebook_metrics):
     # configuration's never.
     assert figures["det_sign_flips_Q1"] >= 1 and figures["det_sign_flips_Q0"] == 0
     assert 0.24 < figures["kappa_cross_Q1"] < 0.2773
+    # Part 2, links and pseudofermions together: with the exact conditional the joint
+    # weights are the marginal ones; every joint sampler agrees with the reference, from
+    # at least 10^4 proposals; MH-within-Gibbs and the pseudofermion flow pay for the
+    # pseudofermion's noise in acceptance.
+    assert abs(figures["ess_exact_conditional"] - figures["ess_marginal"]) < 1e-9
+    assert 0 < figures["ess_pseudofermion_flow"] <= 1
+    for sampler in ("joint_flow", "gibbs", "joint_exact"):
+        for obs in OBSERVABLES:
+            pull = figures[f"{obs}_pull_{sampler}"]
+            assert abs(pull) < 4, (sampler, obs, pull)
+        assert 0 < figures[f"acceptance_{sampler}"] <= 1
+        assert figures[f"cost_condensate_{sampler}"] > 0
+    assert figures["acceptance_gibbs"] < figures["acceptance_joint_exact"]
