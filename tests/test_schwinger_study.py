@@ -278,6 +278,12 @@ def test_sampler_costs_are_time_per_step_times_twice_tau_int():
     every2 = Chain(chains["slow"].observables, chains["slow"].accepted, None, every=2)
     (c2,) = sampler_costs({"slow": every2}, {"slow": 10.0}, thermalize=0)
     assert c2.steps == 2 * T and c2.tau_int["Q"] == pytest.approx(2 * c_slow.tau_int["Q"])
+    # thermalisation per sampler
+    mixed = sampler_costs(
+        chains, {"fast": 10.0, "slow": 10.0}, thermalize={"fast": 0, "slow": 1000}
+    )
+    assert mixed[0].seconds_per_step == pytest.approx(10.0 / (B * T))
+    assert mixed[1].seconds_per_step == pytest.approx(c_slow.seconds_per_step)
     table = cost_table(costs, baseline="fast")
     assert table.splitlines()[0].startswith("| sampler | acceptance |")
     assert "(1×)" in table.splitlines()[2] and f"({ratio:.2g}×)" in table.splitlines()[3]
@@ -295,6 +301,8 @@ def test_sampler_costs_refuse_bad_input():
         sampler_costs({"a": chain}, {"a": -1.0}, 0, ["x"])
     with pytest.raises(ValueError, match="thermalize"):
         sampler_costs({"a": chain}, {"a": 1.0}, -1, ["x"])
+    with pytest.raises(ValueError, match="thermalize"):  # a sampler without its number
+        sampler_costs({"a": chain}, {"a": 1.0}, {"b": 0}, ["x"])
     with pytest.raises(TypeError, match="observables"):
         sampler_costs({"a": chain}, {"a": 1.0}, 0, "x")
     (cost,) = sampler_costs({"a": chain}, {"a": 1.0}, 0, ["x"])

@@ -283,6 +283,7 @@ def plaquette_fn(theta):
         ("pf_check_samples", 1),
         ("joint", (4, 1)),
         ("cg_tol", 1.0),
+        ("flow_thermalize", -1),
         ("cg_force_tol", 0.0),
         ("joint_train_steps", 0),
         ("joint_blocks", 1.0),

@@ -62,7 +62,7 @@ class SamplerCost:
 def sampler_costs(
     chains: Mapping[str, Chain],
     seconds: Mapping[str, float],
-    thermalize: int,
+    thermalize: int | Mapping[str, int],
     observables: Sequence[str] = ("Q", "condensate"),
 ) -> list[SamplerCost]:
     """Every chain's :class:`SamplerCost` for ``observables``.
@@ -71,7 +71,8 @@ def sampler_costs(
         chains: sampler name → :class:`~lqft_lab.samplers.Chain` (production steps only,
             as :func:`~lqft_lab.samplers.run_chain` returns them).
         seconds: sampler name → wall time of its run, thermalisation included.
-        thermalize: steps each chain discarded before production.
+        thermalize: steps each chain discarded before production: one number for all, or
+            sampler name → steps.
         observables: names every chain measured.
 
     Raises:
@@ -80,7 +81,13 @@ def sampler_costs(
     """
     _checks.mapping("chains", chains, of=Chain)
     _checks.mapping("seconds", seconds)
-    thermalize = checks.integer("thermalize", thermalize, low=0)
+    if isinstance(thermalize, Mapping):
+        discarded = {
+            name: checks.integer(f"thermalize[{name!r}]", thermalize.get(name), low=0)
+            for name in chains
+        }
+    else:
+        discarded = dict.fromkeys(chains, checks.integer("thermalize", thermalize, low=0))
     if isinstance(observables, str) or not observables:
         raise checks.ArgumentKindError(
             f"observables must be a non-empty sequence of names, got {observables!r}"
@@ -99,7 +106,9 @@ def sampler_costs(
             data = chain.observables[o].detach().double().cpu().numpy()
             tau[o] = gamma_method(data, warn=False).tau_int * chain.every  # in steps
         steps *= chain.every
-        costs.append(SamplerCost(name, chain.acceptance, n_chains, steps, thermalize, wall, tau))
+        costs.append(
+            SamplerCost(name, chain.acceptance, n_chains, steps, discarded[name], wall, tau)
+        )
     return costs
 
 
