@@ -13,6 +13,7 @@ import torch
 from lqft_lab.actions import PseudofermionAction, SchwingerAction
 from lqft_lab.analysis import gamma_method
 from lqft_lab.exact.schwinger import reweighted_reference
+from lqft_lab.flows import build_u1_flow
 from lqft_lab.flows.pseudofermion import PseudofermionFlow
 from lqft_lab.samplers import run_chain
 from lqft_lab.samplers.joint_pseudofermion import (
@@ -146,3 +147,66 @@ def test_joint_samplers_reproduce_the_reweighted_exact_draws(gauge_flow, kind):
         z = (estimate.value - ref.values[name]) / sigma
         assert abs(z) < 4, (kind, name, estimate.value, estimate.error, ref.values[name], z)
         assert estimate.error < 0.01 * abs(estimate.value)  # the test has power
+
+
+def test_with_the_exact_conditional_the_joint_gradient_is_the_marginal_one():
+    """Training the gauge flow on the joint target (``train_gauge``) with ``φ = D†χ``:
+    ``S_pf(θ, D†(θ)χ) = χ†χ`` for every ``θ``, so its gradient through the CG solve (the
+    force and ``∂S_pf/∂φ* = X``, :meth:`PseudofermionAction.fermion_action`) must cancel the
+    path through ``φ(θ)`` exactly, leaving ``-∇ log det D†D``: the marginal reverse-KL
+    gradient of part 1, through ``slogdet``. Equal to the CG tolerance, parameter by
+    parameter, on the same draws."""
+    model = build_u1_flow(L, n_layers=2, hidden=(4,), seed=0).double()
+    randomize = torch.Generator().manual_seed(1)
+    with torch.no_grad():  # a generic point of parameter space, not the identity flow
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=randomize, dtype=p.dtype))
+    action = PseudofermionAction(BETA, KAPPA, even_odd=True, tol=1e-12)
+    conditional = ExactPseudofermionConditional(action)
+
+    def gradient(joint):
+        model.zero_grad()
+        gen = torch.Generator().manual_seed(2)
+        theta, logq_theta = model.sample(16, generator=gen)
+        if joint:
+            phi, logq_phi = conditional.sample(theta, gen)
+            loss = (logq_theta + logq_phi + joint_action(action, theta, phi)).mean()
+        else:
+            loss = (logq_theta + SchwingerAction(BETA, KAPPA)(theta)).mean()
+        loss.backward()
+        return torch.cat([p.grad.flatten() for p in model.parameters()]), loss.item()
+
+    g_joint, loss_joint = gradient(joint=True)
+    g_marginal, loss_marginal = gradient(joint=False)
+    assert loss_joint == pytest.approx(loss_marginal - 2 * L * L * math.log(math.pi), abs=1e-9)
+    assert g_marginal.abs().max() > 0.1  # a gradient worth comparing
+    torch.testing.assert_close(g_joint, g_marginal, rtol=1e-7, atol=1e-8)
+
+
+def test_joint_training_of_both_flows_lowers_the_marginal_kl():
+    """From an identity gauge flow (``q(θ)`` uniform) and the ``D†`` start of ``q(φ | θ)``,
+    ``train_gauge=True`` on the joint target alone (CG solves, no determinant) lowers the
+    gauge flow's reverse KL to the marginal ``e^{-S_g} det(D†D)``, measured with the dense
+    determinant on 1024 fresh draws, by more than 3 standard errors. (That the gauge
+    gradient is the marginal one is the exact-conditional test above; whether 150 steps
+    resolve the determinant's tilt of the links is another matter: at this point even
+    marginal training through ``slogdet`` does not resolve it in 400 steps.)"""
+    gauge = build_u1_flow(L, n_layers=4, hidden=(8,), seed=0).double()
+    action = PseudofermionAction(BETA, KAPPA, even_odd=True)
+    flow = PseudofermionFlow((L, L), n_blocks=1, hidden=(8,), init_kappa=KAPPA)
+    marginal = SchwingerAction(BETA, KAPPA)
+
+    def losses():
+        with torch.no_grad():
+            theta, logq = gauge.sample(1024, generator=torch.Generator().manual_seed(3))
+            return logq + marginal(theta)
+
+    before = losses()
+    history = train_pseudofermion_flow(
+        gauge, flow, action, n_steps=150, batch_size=64, lr=3e-3, train_gauge=True, seed=4
+    )
+    assert not gauge.training and not flow.training
+    after = losses()
+    drop = (before.mean() - after.mean()).item()
+    assert drop > 3 * math.hypot(before.std(), after.std()) / math.sqrt(1024), drop
+    assert history[-1]["loss"] < history[0]["loss"] - 3 * history[0]["loss_err"], history

@@ -12,6 +12,7 @@ import torch
 from lqft_lab.actions import gauge_transform
 from lqft_lab.actions.wilson_dirac import WilsonDirac
 from lqft_lab.flows.pseudofermion import (
+    CovariantCouplingLayer,
     HopLayer,
     PseudofermionFlow,
     SpinScaleLayer,
@@ -44,7 +45,9 @@ LAYERS = {
     "hop_even": lambda: HopLayer(0, hidden=(4,)),
     "hop_odd": lambda: HopLayer(1, hidden=(4,)),
     "scale": lambda: SpinScaleLayer(hidden=(4,)),
-    "flow": lambda: PseudofermionFlow((4, 6), n_blocks=2, hidden=(4,)),
+    "coupling_even": lambda: CovariantCouplingLayer(0, hidden=(4,)),
+    "coupling_odd": lambda: CovariantCouplingLayer(1, hidden=(4,)),
+    "flow": lambda: PseudofermionFlow((4, 6), n_blocks=2, hidden=(4,), couplings=1),
 }
 
 
@@ -95,7 +98,10 @@ def _real_jacobian_logdet(flow, chi, theta):
 
 @pytest.mark.parametrize("L", [2, 4])
 def test_log_jacobian_against_autograd(L):
-    flow = randomize(PseudofermionFlow((L, L), n_blocks=2, hidden=(4,)), seed=8, scale=0.1)
+    """With the nonlinear couplings too: their conditioners read the other parity, so the
+    real Jacobian is block triangular with the scales on its diagonal."""
+    flow = PseudofermionFlow((L, L), n_blocks=2, hidden=(4,), couplings=1)
+    randomize(flow, seed=8, scale=0.1)
     theta, chi = random_links(1, L, L, seed=9), random_fermion(1, L, L, seed=10)
     _, logJ = flow(chi, theta)
     assert abs(logJ.item()) > 0.1  # the scales contribute
@@ -116,6 +122,20 @@ def test_the_dirac_dagger_start_is_d_dagger_up_to_the_two_hop_term():
     assert torch.all(logJ == 0)
     assert two_hop.abs().max() > 0.01  # κ² is not negligible: the residual the flow learns
     torch.testing.assert_close(dirac_dagger_hops(0.0), torch.zeros(4, 2, 2, dtype=C128))
+
+
+def test_couplings_start_as_the_identity_and_make_q_non_gaussian():
+    """A new coupling pair leaves the flow as it was; trained (here: random) couplings are
+    no longer complex-linear in ``χ``, ``F(2χ) ≠ 2F(χ)``, while the linear flow is."""
+    theta, chi = random_links(2, 4, 4, seed=16), random_fermion(2, 4, 4, seed=17)
+    linear = randomize(PseudofermionFlow((4, 4), n_blocks=1, hidden=(4,)), seed=18, scale=0.1)
+    coupled = PseudofermionFlow((4, 4), n_blocks=1, hidden=(4,), couplings=1)
+    coupled.load_state_dict(linear.state_dict(), strict=False)
+    torch.testing.assert_close(coupled(chi, theta), linear(chi, theta), atol=0, rtol=0)
+    torch.testing.assert_close(linear(2 * chi, theta)[0], 2 * linear(chi, theta)[0])
+    randomize(coupled, seed=19, scale=0.1)
+    gap = (coupled(2 * chi, theta)[0] - 2 * coupled(chi, theta)[0]).abs().max()
+    assert gap > 1e-3, gap
 
 
 def test_q_is_the_gaussian_of_the_flow_matrix():

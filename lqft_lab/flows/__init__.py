@@ -17,7 +17,13 @@ from .priors import (
     UniformAnglePrior,
     momentum_features,
 )
-from .pseudofermion import HopLayer, PseudofermionFlow, SpinScaleLayer, dirac_dagger_hops
+from .pseudofermion import (
+    CovariantCouplingLayer,
+    HopLayer,
+    PseudofermionFlow,
+    SpinScaleLayer,
+    dirac_dagger_hops,
+)
 from .realnvp import RealNVPConfig, build_real_nvp, transfer_real_nvp
 from .splines import CircularSplineKernel, IntervalSplineKernel
 from .sun import (
@@ -89,6 +95,7 @@ __all__ = [
     "SUNFlowConfig",
     "build_sun_flow",
     "PseudofermionFlow",
+    "CovariantCouplingLayer",
     "HopLayer",
     "SpinScaleLayer",
     "dirac_dagger_hops",

@@ -8,7 +8,7 @@ from layers whose Jacobian determinant is cheap gives a density ``q(φ | θ)`` w
 and joint samples ``(θ, φ)`` whose weights ``p/q`` need one CG solve each.
 
 Every layer commutes with gauge transformations: ``θ_mu(x) → α(x) + θ_mu(x) - α(x + mû)``
-with ``φ(x) → e^{iα(x)} φ(x)`` maps the layer's output the same way. Two kinds:
+with ``φ(x) → e^{iα(x)} φ(x)`` maps the layer's output the same way. Three kinds:
 
 - :class:`HopLayer` adds to the sites of one parity the parallel-transported fields of
   their four neighbours (the other parity), each through a 2×2 spin matrix whose entries are
@@ -19,8 +19,13 @@ with ``φ(x) → e^{iα(x)} φ(x)`` maps the layer's output the same way. Two ki
   diagonal ``e^{s_a + i a_a}``, again gauge invariant; ``log|det| = 2 Σ_x (s_1 + s_2)``
   (a complex-linear map's real Jacobian is the square of its modulus).
 
-Both are complex-linear in ``φ`` given ``θ``, so a stack of them makes ``q(φ | θ)`` the
-Gaussian ``CN(0, G G†)`` with ``G`` their product. The gauge-invariant inputs are
+- :class:`CovariantCouplingLayer` scales the sites of one parity (gauge-invariant spin
+  phases and moduli) and shifts them by transported neighbours, with coefficients from the
+  other parity's field through gauge-invariant bilinears ``n_d(x)† n_e(x)``.
+
+The first two are complex-linear in ``φ`` given ``θ``, so a stack of them makes
+``q(φ | θ)`` the Gaussian ``CN(0, G G†)`` with ``G`` their product; the couplings add
+non-Gaussian corrections. The gauge-invariant inputs are
 ``cos θ_P`` and ``sin θ_P`` of the plaquette with corner ``x`` and the site's parity,
 through a periodic CNN (:class:`~lqft_lab.flows.nets.ConvNet`) whose output starts at zero,
 beside learnable constant matrices. The two hop layers of the first block can start at the
@@ -48,7 +53,13 @@ from ..actions.wilson_dirac import GAMMA, WilsonDirac, check_fermion
 from . import _args
 from .nets import ConvNet
 
-__all__ = ["HopLayer", "SpinScaleLayer", "PseudofermionFlow", "dirac_dagger_hops"]
+__all__ = [
+    "HopLayer",
+    "SpinScaleLayer",
+    "CovariantCouplingLayer",
+    "PseudofermionFlow",
+    "dirac_dagger_hops",
+]
 
 _COMPLEX = {torch.float64: torch.complex128, torch.float32: torch.complex64}
 
@@ -76,9 +87,11 @@ class _Conditioned(nn.Module):
     """A CNN of the gauge-invariant features, its last convolution zero so that a new layer
     is its constant part alone."""
 
-    def __init__(self, out_channels: int, hidden: Sequence[int], kernel_size: int):
+    def __init__(
+        self, out_channels: int, hidden: Sequence[int], kernel_size: int, in_channels: int = 3
+    ):
         super().__init__()
-        self.net = ConvNet(3, out_channels, hidden, kernel_size, final_tanh=False)
+        self.net = ConvNet(in_channels, out_channels, hidden, kernel_size, final_tanh=False)
         last = self.net[-1]
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)
@@ -175,6 +188,74 @@ class SpinScaleLayer(_Conditioned):
         return torch.stack([up, down], dim=-1), -logJ.to(phi.real.dtype)
 
 
+class CovariantCouplingLayer(_Conditioned):
+    """A nonlinear coupling: the sites of one parity are scaled and shifted by functions of
+    the other parity's field and of the links.
+
+    ``φ(x) → diag(e^{s_1 + i a_1}, e^{s_2 + i a_2}) φ(x) + Σ_{±mu} C_{±mu}(x) n_{±mu}(x)``
+    on the updated sites, where ``n_{±mu}(x)`` are the parallel-transported neighbours
+    (of the frozen parity) and ``s, a, C`` come from a CNN of gauge-invariant inputs: the
+    plaquette features of :class:`HopLayer` and, at each site, the Gram matrix
+    ``g_de = n_d(x)† n_e(x)`` of its four transported neighbours (each ``n_d`` picks up the
+    same phase ``e^{iα(x)}``, so the products are invariant), as 16 bounded numbers:
+    ``log(1 + g_dd)`` and ``g_de / sqrt((1 + g_dd)(1 + g_ee))`` for ``d < e``. The scales are
+    invariant and the shifts covariant, so the layer commutes with gauge transformations;
+    the conditioner sees only the frozen sites, so the inverse is explicit and
+    ``log|det| = 2 Σ_x (s_1 + s_2)`` over the updated sites. Unlike the other two layers it
+    makes ``q(φ | θ)`` non-Gaussian. It starts as the identity (the CNN's last layer is zero).
+
+    Args:
+        parity: ``0`` updates the even sites from the odd ones, ``1`` the reverse.
+        hidden, kernel_size: the conditioner CNN's widths and kernel.
+        antiperiodic: the boundary sign of the time links, as in ``WilsonDirac``.
+    """
+
+    def __init__(
+        self,
+        parity: int,
+        hidden: Sequence[int] = (8, 8),
+        kernel_size: int = 3,
+        antiperiodic: bool = True,
+    ):
+        super().__init__(36, _args.widths("hidden", hidden), kernel_size, in_channels=19)
+        self.parity = checks.integer("parity", parity, low=0, high=1)
+        self.dirac = WilsonDirac(0.0, antiperiodic=checks.boolean("antiperiodic", antiperiodic))
+
+    def _active(self, phi: torch.Tensor) -> torch.Tensor:
+        """``(L0, L1, 1)`` float: one on the updated sites."""
+        even = WilsonDirac.parity_mask(*phi.shape[1:3], device=phi.device).to(phi.real.dtype)
+        return even if self.parity == 0 else 1 - even
+
+    def _coefficients(self, phi: torch.Tensor, theta: torch.Tensor):
+        """The scales' exponent ``(B, L0, L1, 2)`` complex, the shift ``(B, L0, L1, 2)`` and
+        ``log J`` ``(B,)``, all from the frozen sites of ``phi``."""
+        active = self._active(phi)
+        U = self.dirac.links(theta).to(phi.dtype)
+        n = _neighbours(U, (1 - active) * phi)  # (B, 4, L0, L1, 2); zero on frozen sites
+        gram = torch.einsum("bdxys,bexys->bdexy", n.conj(), n)  # (B, 4, 4, L0, L1)
+        norm = 1 + torch.diagonal(gram, dim1=1, dim2=2).real.permute(0, 3, 1, 2)  # (B, 4, ...)
+        iu = torch.triu_indices(4, 4, offset=1, device=phi.device)
+        off = gram[:, iu[0], iu[1]] / (norm[:, iu[0]] * norm[:, iu[1]]).sqrt()  # |off| < 1
+        B, _, L0, L1 = theta.shape
+        invariants = torch.cat([norm.log(), off.real, off.imag], dim=1).to(theta.dtype)
+        c = self.net(torch.cat([_features(theta), invariants], dim=1))  # (B, 36, L0, L1)
+        mask = active[..., 0]
+        s = c[:, 0:2] * mask
+        exponent = torch.complex(s, c[:, 2:4] * mask).permute(0, 2, 3, 1).to(phi.dtype)
+        C = c[:, 4:].reshape(B, 4, 2, 2, 2, L0, L1).permute(0, 5, 6, 1, 2, 3, 4)
+        C = torch.view_as_complex(C.contiguous()).to(phi.dtype)  # (B, L0, L1, 4, 2, 2)
+        shift = active * torch.einsum("bxydst,bdxyt->bxys", C, n)
+        return exponent, shift, 2 * s.sum(dim=(1, 2, 3)).to(phi.real.dtype)
+
+    def forward(self, phi, theta):
+        exponent, shift, logJ = self._coefficients(phi, theta)
+        return exponent.exp() * phi + shift, logJ
+
+    def reverse(self, phi, theta):
+        exponent, shift, logJ = self._coefficients(phi, theta)
+        return (-exponent).exp() * (phi - shift), -logJ
+
+
 def dirac_dagger_hops(kappa: float) -> torch.Tensor:
     """The hop matrices of ``D†`` for the directions ``+0, -0, +1, -1``: ``-κ(1 + γ_mu)``
     forward and ``-κ(1 - γ_mu)`` backward, ``(4, 2, 2)`` complex128."""
@@ -188,7 +269,8 @@ def dirac_dagger_hops(kappa: float) -> torch.Tensor:
 
 class PseudofermionFlow(nn.Module):
     """``q(φ | θ)``: ``χ ~ CN(0, 1)`` through blocks of ``[SpinScale, Hop(odd ← even),
-    Hop(even ← odd)]``.
+    Hop(even ← odd)]``, then optional nonlinear pairs ``[Coupling(odd ← even),
+    Coupling(even ← odd)]``.
 
     Args:
         lattice_shape: ``(L0, L1)``, both even.
@@ -196,6 +278,8 @@ class PseudofermionFlow(nn.Module):
         hidden, kernel_size: the conditioners' CNNs.
         init_kappa: start the first block's hops at those of ``D†`` at this ``κ``
             (``None``: every layer starts as the identity, ``q = CN(0, 1)``).
+        couplings: pairs of :class:`CovariantCouplingLayer` after the linear blocks
+            (``0``: ``q(φ | θ)`` is Gaussian). They start as the identity.
         antiperiodic: boundary sign of the time links in the transports.
         dtype: float64 (fields complex128, the default) or float32.
 
@@ -214,6 +298,7 @@ class PseudofermionFlow(nn.Module):
         hidden: Sequence[int] = (8, 8),
         kernel_size: int = 3,
         init_kappa: float | None = None,
+        couplings: int = 0,
         antiperiodic: bool = True,
         dtype: torch.dtype = torch.float64,
     ):
@@ -223,6 +308,7 @@ class PseudofermionFlow(nn.Module):
             raise ValueError(f"lattice_shape must be two even extents (L0, L1), got {shape}")
         self.lattice_shape = shape
         n_blocks = checks.integer("n_blocks", n_blocks, low=1)
+        couplings = checks.integer("couplings", couplings, low=0)
         if dtype not in _COMPLEX:
             raise ValueError(f"dtype must be torch.float64 or torch.float32, got {dtype}")
         if init_kappa is not None:
@@ -235,6 +321,11 @@ class PseudofermionFlow(nn.Module):
                 SpinScaleLayer(hidden, kernel_size),
                 HopLayer(1, hidden, kernel_size, start, antiperiodic),
                 HopLayer(0, hidden, kernel_size, start, antiperiodic),
+            ]
+        for _ in range(couplings):
+            layers += [
+                CovariantCouplingLayer(1, hidden, kernel_size, antiperiodic),
+                CovariantCouplingLayer(0, hidden, kernel_size, antiperiodic),
             ]
         self.layers = nn.ModuleList(layers)
         self.to(dtype)

@@ -88,6 +88,8 @@ def train_pseudofermion_flow(
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, n_steps, eta_min=lr / 100)
     generator = torch.Generator().manual_seed(seed)
     fermion_flow.train()
+    if train_gauge:
+        gauge_model.train()
     history = []
     steps = range(1, n_steps + 1)
     if progress:
@@ -120,6 +122,8 @@ def train_pseudofermion_flow(
             if callback is not None:
                 callback(step, entry)
     fermion_flow.eval()
+    if train_gauge:
+        gauge_model.eval()
     return history
 
 
