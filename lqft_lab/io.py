@@ -38,6 +38,7 @@ from safetensors.torch import load_file, safe_open, save_file
 
 from . import checks
 from .flows.base import FlowModel
+from .flows.pseudofermion import PseudofermionFlow, PseudofermionFlowConfig
 from .flows.realnvp import RealNVPConfig, build_real_nvp
 from .flows.sun import SingleMatrixFlowConfig, build_single_matrix_flow
 from .flows.sun_lattice import SUNFlowConfig, build_sun_flow
@@ -49,7 +50,8 @@ FORMAT_VERSION = 1
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 # kind → (config class, builder(config) -> model). A model's kind is found from the type of
 # its ``config``: real NVP flows for scalar fields, gauge-equivariant flows for U(1) and
-# SU(N) links, spectral flows for single SU(N) matrices.
+# SU(N) links, spectral flows for single SU(N) matrices, and the conditional flows
+# ``q(φ | θ)`` of a pseudofermion given U(1) links.
 _BUILDERS = {
     "real_nvp": (RealNVPConfig, build_real_nvp),
     "u1_equivariant": (U1FlowConfig, lambda config: build_u1_flow(config=config)),
@@ -58,6 +60,7 @@ _BUILDERS = {
         SingleMatrixFlowConfig,
         lambda config: build_single_matrix_flow(config=config),
     ),
+    "pseudofermion": (PseudofermionFlowConfig, PseudofermionFlow.from_config),
 }
 
 
@@ -99,6 +102,9 @@ def _tensor_count(kind: str, c) -> int:
         mlps = c.n_blocks * (c.N - 1) * _mlp_tensors(c.N - 2 + c.context_dim, c.mlp_hidden)
         conditioner = 2 * (len(c.hidden) + 1) if c.context_dim else 0
         return c.n_layers * (mlps + conditioner)
+    conv = 2 * (len(c.hidden) + 1)  # a weight and a bias per convolution
+    if kind == "pseudofermion":  # three layers per block with a constant each, then pairs
+        return 3 * c.n_blocks * (conv + 1) + 2 * c.couplings * conv
     return c.n_blocks * (c.N - 1) * _mlp_tensors(c.N - 2, c.hidden)  # sun_single_matrix
 
 
@@ -120,8 +126,10 @@ def save_checkpoint(path, model, action, **extra) -> Path:
 
     Args:
         path: target file, conventionally ``*.safetensors``.
-        model: a flow built by :func:`~lqft_lab.flows.build_real_nvp` or
-            :func:`~lqft_lab.flows.build_u1_flow` (it carries ``config``).
+        model: a flow built by :func:`~lqft_lab.flows.build_real_nvp`,
+            :func:`~lqft_lab.flows.build_u1_flow`, ``build_sun_flow`` or
+            ``build_single_matrix_flow`` (it carries ``config``), or a
+            :class:`~lqft_lab.flows.pseudofermion.PseudofermionFlow`.
         action: the action it was trained for (recorded with its couplings).
         extra: e.g. ``steps=``, ``seed=``, ``train=config.to_dict()``, ``metrics={...}``.
 
@@ -134,10 +142,11 @@ def save_checkpoint(path, model, action, **extra) -> Path:
     path = _as_path(path)
     config = getattr(model, "config", None)
     kind = _kind_of(config)
-    if kind is None or not isinstance(model, FlowModel):
+    if kind is None or not isinstance(model, (FlowModel, PseudofermionFlow)):
         raise checks.ArgumentKindError(
-            "model must be a flow built by build_real_nvp, build_u1_flow, build_sun_flow or "
-            f"build_single_matrix_flow (with its .config), got {type(model).__name__}"
+            "model must be a flow built by build_real_nvp, build_u1_flow, build_sun_flow, "
+            "build_single_matrix_flow (with its .config) or a PseudofermionFlow, got "
+            f"{type(model).__name__}"
         )
     clash = sorted(set(extra) & set(_RESERVED))
     if clash:
@@ -284,8 +293,9 @@ def load_checkpoint(path, action=None, architecture=None, device="cpu"):
         path: checkpoint file.
         action: if given, its name and couplings must equal those recorded.
         architecture: a :class:`RealNVPConfig`, :class:`U1FlowConfig`,
-            :class:`SUNFlowConfig` or :class:`SingleMatrixFlowConfig` (or a dict of the
-            recorded kind's fields) that must match.
+            :class:`SUNFlowConfig`, :class:`SingleMatrixFlowConfig` or
+            :class:`PseudofermionFlowConfig` (or a dict of the recorded kind's fields) that
+            must match.
         device: where to put the model.
 
     Returns:

@@ -24,6 +24,7 @@ from lqft_lab.samplers.joint_pseudofermion import (
 )
 from lqft_lab.studies.schwinger import chain_observables, shipped_schwinger_flow
 from lqft_lab.studies.schwinger.joint import joint_ess, train_pseudofermion_flow
+from lqft_lab.studies.schwinger.scaling import PARTS, proposal_costs
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -210,3 +211,21 @@ def test_joint_training_of_both_flows_lowers_the_marginal_kl():
     drop = (before.mean() - after.mean()).item()
     assert drop > 3 * math.hypot(before.std(), after.std()) / math.sqrt(1024), drop
     assert history[-1]["loss"] < history[0]["loss"] - 3 * history[0]["loss_err"], history
+
+
+def test_proposal_costs_time_every_part_on_the_same_links():
+    """Every part is timed and positive; a pseudofermion-HMC trajectory (``n_md + 1``
+    solves and forces) costs more than one solve; the proposals are the sums of their
+    parts; the solve's iterations are those of a converged CG on these links."""
+    rows = proposal_costs([4, 8], BETA, KAPPA, repeats=1, n_md=3, step_size=0.2)
+    assert [r.L for r in rows] == [4, 8]
+    for r in rows:
+        assert set(r.seconds) == set(PARTS) and all(0 < t < 60 for t in r.seconds.values())
+        assert r.seconds["pf_hmc_trajectory"] > r.seconds["cg_solve"]
+        assert r.joint_proposal == pytest.approx(
+            r.seconds["gauge_flow"] + r.seconds["pseudofermion_flow"] + r.seconds["cg_solve"]
+        )
+        assert r.marginal_proposal == pytest.approx(
+            r.seconds["gauge_flow"] + r.seconds["dense_det"]
+        )
+        assert 1 <= r.cg_iterations <= 2 * r.L**2  # CG on V unknowns (even sites, 2 spins)

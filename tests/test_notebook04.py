@@ -69,3 +69,10 @@ def test_notebook_04_records(notebook_metrics):
         assert 0 < figures[f"acceptance_{sampler}"] <= 1
         assert figures[f"cost_condensate_{sampler}"] > 0
     assert figures["acceptance_gibbs"] < figures["acceptance_joint_exact"]
+    # Scaling: one proposal's parts timed side by side at L = 4 ... 32; the dense
+    # determinant's cost grows faster than the CG solve's (V³ against V × iterations).
+    scan = [4, 8, 16, 32]
+    ratios = [figures[f"det_over_cg_L{L}"] for L in scan]
+    assert ratios[-1] > 4 * ratios[0], ratios
+    for L in scan:
+        assert figures[f"joint_proposal_seconds_L{L}"] > 0 and figures[f"cg_iterations_L{L}"] >= 1

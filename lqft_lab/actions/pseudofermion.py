@@ -200,6 +200,16 @@ class PseudofermionAction:
         check_generator(generator, theta.device)
         return self._heatbath(theta, generator)[0]
 
+    def params(self) -> dict[str, float | bool]:
+        """Couplings as a plain dict (stored in checkpoints and records); the solver's
+        tolerances are numerics, not part of the target."""
+        return {
+            "beta": self.beta,
+            "kappa": self.kappa,
+            "antiperiodic": self.dirac.antiperiodic,
+            "even_odd": self.even_odd,
+        }
+
     def _heatbath(self, theta, generator) -> tuple[torch.Tensor, torch.Tensor]:
         """``(φ, S_pf)`` with ``S_pf = χ†χ`` exactly, no solve needed."""
         B, _, L0, L1 = theta.shape

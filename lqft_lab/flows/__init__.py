@@ -21,6 +21,7 @@ from .pseudofermion import (
     CovariantCouplingLayer,
     HopLayer,
     PseudofermionFlow,
+    PseudofermionFlowConfig,
     SpinScaleLayer,
     dirac_dagger_hops,
 )
@@ -96,6 +97,7 @@ __all__ = [
     "build_sun_flow",
     "PseudofermionFlow",
     "CovariantCouplingLayer",
+    "PseudofermionFlowConfig",
     "HopLayer",
     "SpinScaleLayer",
     "dirac_dagger_hops",

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
@@ -58,6 +59,7 @@ __all__ = [
     "SpinScaleLayer",
     "CovariantCouplingLayer",
     "PseudofermionFlow",
+    "PseudofermionFlowConfig",
     "dirac_dagger_hops",
 ]
 
@@ -128,7 +130,8 @@ class HopLayer(_Conditioned):
         self.dirac = WilsonDirac(0.0, antiperiodic=checks.boolean("antiperiodic", antiperiodic))
         if coefficients is None:
             coefficients = torch.zeros(4, 2, 2, dtype=torch.complex128)
-        checks.tensor("coefficients", coefficients, allow_complex=True, shape=(4, 2, 2))
+        else:
+            checks.tensor("coefficients", coefficients, allow_complex=True, shape=(4, 2, 2))
         self.constant = nn.Parameter(torch.view_as_real(coefficients.to(torch.complex128)).clone())
 
     def _matrices(self, theta: torch.Tensor) -> torch.Tensor:
@@ -267,6 +270,42 @@ def dirac_dagger_hops(kappa: float) -> torch.Tensor:
     return torch.stack(mats)
 
 
+@dataclass(frozen=True)
+class PseudofermionFlowConfig:
+    """The architecture of a :class:`PseudofermionFlow`, as checkpoints record it
+    (:mod:`lqft_lab.io`). ``init_kappa`` is an initialisation, not part of it."""
+
+    L0: int
+    L1: int
+    n_blocks: int = 2
+    hidden: tuple[int, ...] = field(default=(8, 8))
+    kernel_size: int = 3
+    couplings: int = 0
+    antiperiodic: bool = True
+
+    def __post_init__(self):
+        values = {
+            "L0": checks.integer("L0", self.L0, low=2, high=_args.MAX_L),
+            "L1": checks.integer("L1", self.L1, low=2, high=_args.MAX_L),
+            "n_blocks": checks.integer("n_blocks", self.n_blocks, low=1),
+            "hidden": _args.widths("hidden", self.hidden),
+            "kernel_size": _args.kernel_size(self.kernel_size, min(self.L0, self.L1)),
+            "couplings": checks.integer("couplings", self.couplings, low=0),
+            "antiperiodic": checks.boolean("antiperiodic", self.antiperiodic),
+        }
+        if values["L0"] % 2 or values["L1"] % 2:
+            raise ValueError(
+                f"lattice_shape must be two even extents (L0, L1), got ({self.L0}, {self.L1})"
+            )
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["hidden"] = list(self.hidden)
+        return d
+
+
 class PseudofermionFlow(nn.Module):
     """``q(φ | θ)``: ``χ ~ CN(0, 1)`` through blocks of ``[SpinScale, Hop(odd ← even),
     Hop(even ← odd)]``, then optional nonlinear pairs ``[Coupling(odd ← even),
@@ -282,6 +321,9 @@ class PseudofermionFlow(nn.Module):
             (``0``: ``q(φ | θ)`` is Gaussian). They start as the identity.
         antiperiodic: boundary sign of the time links in the transports.
         dtype: float64 (fields complex128, the default) or float32.
+
+    The architecture is ``flow.config`` (:class:`PseudofermionFlowConfig`), what a checkpoint
+    records; :meth:`from_config` rebuilds the flow (with every layer at the identity).
 
     Example:
         >>> flow = PseudofermionFlow((4, 4), n_blocks=2, init_kappa=0.2)
@@ -306,9 +348,11 @@ class PseudofermionFlow(nn.Module):
         shape = tuple(_args.widths("lattice_shape", lattice_shape))
         if len(shape) != 2 or any(n % 2 for n in shape):
             raise ValueError(f"lattice_shape must be two even extents (L0, L1), got {shape}")
+        self.config = PseudofermionFlowConfig(
+            *shape, n_blocks, hidden, kernel_size, couplings, antiperiodic
+        )
         self.lattice_shape = shape
-        n_blocks = checks.integer("n_blocks", n_blocks, low=1)
-        couplings = checks.integer("couplings", couplings, low=0)
+        n_blocks, couplings = self.config.n_blocks, self.config.couplings
         if dtype not in _COMPLEX:
             raise ValueError(f"dtype must be torch.float64 or torch.float32, got {dtype}")
         if init_kappa is not None:
@@ -329,6 +373,22 @@ class PseudofermionFlow(nn.Module):
             ]
         self.layers = nn.ModuleList(layers)
         self.to(dtype)
+
+    @classmethod
+    def from_config(cls, config: PseudofermionFlowConfig) -> PseudofermionFlow:
+        """The flow of ``config``, float64, every layer the identity (for loading weights)."""
+        if not isinstance(config, PseudofermionFlowConfig):
+            raise checks.ArgumentKindError(
+                f"config must be a PseudofermionFlowConfig, got {type(config).__name__}"
+            )
+        return cls(
+            (config.L0, config.L1),
+            n_blocks=config.n_blocks,
+            hidden=config.hidden,
+            kernel_size=config.kernel_size,
+            couplings=config.couplings,
+            antiperiodic=config.antiperiodic,
+        )
 
     @property
     def dtype(self) -> torch.dtype:

@@ -717,6 +717,8 @@ def test_tensor_counts_match_built_models():
         ("sun_equivariant", build_sun_flow(4, 3, n_layers=1, n_blocks=1, mlp_hidden=())),
         ("sun_single_matrix", build_single_matrix_flow(2, n_blocks=3)),
         ("sun_single_matrix", build_single_matrix_flow(4, hidden=(3,))),
+        ("pseudofermion", flows.PseudofermionFlow((4, 6), n_blocks=3, hidden=(2, 2))),
+        ("pseudofermion", flows.PseudofermionFlow((2, 2), hidden=(), kernel_size=1, couplings=2)),
     ]
     for kind, model in configs:
         assert io._tensor_count(kind, model.config) == len(model.state_dict()), model.config

@@ -16,12 +16,15 @@ from hypothesis import given
 
 from lqft_lab.actions import PseudofermionAction
 from lqft_lab.flows import (
+    CovariantCouplingLayer,
     HopLayer,
     PseudofermionFlow,
+    PseudofermionFlowConfig,
     SpinScaleLayer,
     build_u1_flow,
     dirac_dagger_hops,
 )
+from lqft_lab.io import load_checkpoint, save_checkpoint
 from lqft_lab.samplers import (
     Chain,
     ExactPseudofermionConditional,
@@ -32,11 +35,16 @@ from lqft_lab.samplers import (
     joint_action,
 )
 from lqft_lab.studies.schwinger import (
+    ProposalCost,
     SamplerCost,
     cost_table,
     joint_ess,
     plot_parallel_transport,
+    plot_proposal_costs,
+    proposal_cost_table,
+    proposal_costs,
     sampler_costs,
+    shipped_pseudofermion_flow,
     train_pseudofermion_flow,
 )
 
@@ -46,6 +54,8 @@ COVERED = {
     "lqft_lab.flows.PseudofermionFlow",
     "lqft_lab.flows.HopLayer",
     "lqft_lab.flows.SpinScaleLayer",
+    "lqft_lab.flows.CovariantCouplingLayer",
+    "lqft_lab.flows.PseudofermionFlowConfig",
     "lqft_lab.flows.dirac_dagger_hops",
     "lqft_lab.samplers.JointFlowMetropolis",
     "lqft_lab.samplers.GibbsFlowMetropolis",
@@ -59,6 +69,11 @@ COVERED = {
     "lqft_lab.studies.schwinger.SamplerCost",
     "lqft_lab.studies.schwinger.sampler_costs",
     "lqft_lab.studies.schwinger.cost_table",
+    "lqft_lab.studies.schwinger.shipped_pseudofermion_flow",
+    "lqft_lab.studies.schwinger.ProposalCost",
+    "lqft_lab.studies.schwinger.proposal_costs",
+    "lqft_lab.studies.schwinger.plot_proposal_costs",
+    "lqft_lab.studies.schwinger.proposal_cost_table",
 }
 
 F64, C128 = torch.float64, torch.complex128
@@ -100,7 +115,28 @@ def test_pseudofermion_flow_refuses_bad_options():
     refuses(HopLayer, "parity", 2)
     refuses(HopLayer, "coefficients", 0, coefficients=torch.zeros(4, 2))
     refuses(SpinScaleLayer, "hidden", hidden=(0,))
+    refuses(PseudofermionFlow, "couplings", (L, L), couplings=-1)
+    refuses(PseudofermionFlow, "kernel_size", (L, L), kernel_size=2)
+    refuses(CovariantCouplingLayer, "parity", -1)
+    refuses(CovariantCouplingLayer, "antiperiodic", 0, antiperiodic="yes")
+    refuses(PseudofermionFlowConfig, "L0", 0, 4)
+    refuses(PseudofermionFlowConfig, "lattice_shape", 4, 5)
+    refuses(PseudofermionFlowConfig, "couplings", 4, 4, couplings=1.5)
+    refuses(PseudofermionFlow.from_config, "config", {"L0": 4, "L1": 4})
     refuses(dirac_dagger_hops, "kappa", math.nan)
+
+
+def test_pseudofermion_flow_checkpoints_round_trip(tmp_path):
+    """Saved and loaded with its architecture and action checked; another target's action
+    (plain against even/odd pseudofermions) is refused by name."""
+    flow = PseudofermionFlow((L, 6), n_blocks=1, hidden=(2,), couplings=1, init_kappa=0.2)
+    path = save_checkpoint(tmp_path / "pf.safetensors", flow, ACTION, steps=1)
+    loaded, meta = load_checkpoint(path, action=ACTION, architecture=flow.config)
+    assert meta["kind"] == "pseudofermion" and not loaded.training
+    theta, chi = THETA[:, :, :, :2].repeat(1, 1, 1, 3), PHI[:, :, :2].repeat(1, 1, 3, 1)
+    torch.testing.assert_close(loaded(chi, theta), flow(chi, theta), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="even_odd"):
+        load_checkpoint(path, action=PseudofermionAction(1.0, 0.2))
 
 
 def test_pseudofermion_flow_refuses_bad_fields_and_is_finite(pf_flow):
@@ -255,3 +291,37 @@ def test_cost_per_independent_sample_names_the_missing_observable(name):
     (cost,) = sampler_costs({"a": _chain()}, {"a": 1.0}, 0, ["x"])
     with pytest.raises(KeyError, match="no τ_int"):
         cost.cost_per_independent_sample(name)
+
+
+# ============================================================== shipped flows, proposal costs
+
+
+def test_shipped_pseudofermion_flow_refuses_bad_input():
+    refuses(shipped_pseudofermion_flow, "kappa", 1.0, 1.5, 8)
+    refuses(shipped_pseudofermion_flow, "L", 1.0, 0.2, 0)
+    refuses(shipped_pseudofermion_flow, "even_odd", 1.0, 0.2, 8, even_odd=None)
+    refuses(shipped_pseudofermion_flow, "device", 1.0, 0.2, 8, device="nowhere")
+    assert shipped_pseudofermion_flow(1.0, 0.123, 8) is None  # nothing ships there
+
+
+@pytest.mark.parametrize("Ls", [[], [6], "48", [4, 512], None, [4.5]])
+def test_proposal_costs_refuse_bad_lattices(Ls):
+    refuses(proposal_costs, "Ls", Ls, 1.0, 0.2)
+
+
+def test_proposal_costs_refuse_bad_options_and_are_finite():
+    refuses(proposal_costs, "kappa", [4], 1.0, -0.1)
+    refuses(proposal_costs, "batch", [4], 1.0, 0.2, batch=0)
+    refuses(proposal_costs, "repeats", [4], 1.0, 0.2, repeats=1.5)
+    refuses(proposal_costs, "n_md", [4], 1.0, 0.2, n_md=0)
+    refuses(proposal_costs, "step_size", [4], 1.0, 0.2, step_size=-1.0)
+    refuses(proposal_costs, "device", [4], 1.0, 0.2, device="nowhere")
+    refuses(proposal_costs, "progress", [4], 1.0, 0.2, progress="yes")
+    (row,) = proposal_costs([4], 1.0, 0.2, batch=1, repeats=1, n_layers=1, hidden=(2,), n_md=1)
+    assert isinstance(row, ProposalCost)
+    assert_finite((torch.tensor(list(row.seconds.values())), torch.tensor(row.cg_iterations)))
+    refuses(plot_proposal_costs, "rows", [])
+    refuses(plot_proposal_costs, "rows", ["row"])
+    assert plot_proposal_costs([row]) is not None
+    refuses(proposal_cost_table, "rows", ())
+    assert proposal_cost_table([row]).count("\n") == 2  # header, rule, one row

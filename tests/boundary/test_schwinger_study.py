@@ -289,6 +289,10 @@ def plaquette_fn(theta):
         ("joint_blocks", 1.0),
         ("joint_lr", 0.0),
         ("joint_ess_samples", 100),
+        ("joint_couplings", -1),
+        ("scaling_L", (8,)),
+        ("scaling_L", (4, 6)),
+        ("scaling_L", "48"),
     ],
 )
 def test_schwinger_sizes_refuse_what_no_run_can_use(field, value):

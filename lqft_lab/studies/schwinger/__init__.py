@@ -24,6 +24,10 @@ The pieces:
   :func:`plot_parallel_transport`.
 - :mod:`.costs`: :func:`sampler_costs` / :func:`cost_table` (seconds per independent sample
   of each sampler, ``time per step × 2 τ_int``, side by side).
+- :mod:`.scaling`: :func:`proposal_costs` / :func:`proposal_cost_table` /
+  :func:`plot_proposal_costs` (what one proposal
+  costs against ``L``: flow passes, a CG solve and its iterations, a dense determinant, a
+  pseudofermion-HMC trajectory, side by side).
 - :mod:`.spectrum`: :func:`uniform_flux` and :func:`kappa_scan` (the near-zero mode of a
   charged configuration as ``κ → κ_c``).
 - :mod:`.training`: :func:`train_schwinger_flow`, the recipe of the shipped
@@ -51,7 +55,13 @@ from .chains import (
     run_hmc_chain,
 )
 from .costs import SamplerCost, cost_table, sampler_costs
-from .joint import joint_ess, plot_parallel_transport, train_pseudofermion_flow
+from .joint import (
+    joint_ess,
+    plot_parallel_transport,
+    shipped_pseudofermion_flow,
+    train_pseudofermion_flow,
+)
+from .scaling import ProposalCost, plot_proposal_costs, proposal_cost_table, proposal_costs
 from .sizes import SchwingerSizes
 from .spectrum import KappaScan, kappa_scan, uniform_flux
 from .training import shipped_schwinger_flow, train_schwinger_flow
@@ -75,4 +85,9 @@ __all__ = [
     "train_pseudofermion_flow",
     "joint_ess",
     "plot_parallel_transport",
+    "shipped_pseudofermion_flow",
+    "ProposalCost",
+    "proposal_costs",
+    "plot_proposal_costs",
+    "proposal_cost_table",
 ]

@@ -23,9 +23,11 @@ from ... import checks
 from ...actions import PseudofermionAction, SchwingerAction
 from ...analysis import ess
 from ...flows.pseudofermion import PseudofermionFlow
+from ...io import load_checkpoint, pretrained_path
 from ...samplers.flow_mcmc import independence_metropolis
 from ...samplers.joint_pseudofermion import joint_action
 from .. import _checks
+from ..u1.training import ShippedFlow
 
 
 def train_pseudofermion_flow(
@@ -168,6 +170,40 @@ def joint_ess(
                 phi, logq_phi = model.sample(theta, generator)
                 logw[name].append(-joint_action(action, theta, phi) - logq_theta - logq_phi)
     return {name: ess(torch.cat(parts)) for name, parts in logw.items()}
+
+
+def shipped_pseudofermion_flow(
+    beta: float,
+    kappa: float,
+    L: int,
+    *,
+    even_odd: bool = False,
+    device: str | torch.device = "cpu",
+) -> ShippedFlow | None:
+    """The lab's pseudofermion flow ``q(φ | θ)`` at ``(β, κ)`` on ``L × L``, if it ships.
+
+    The name is ``pseudofermion_L<L>_b<β>_k<κ>`` (``_eo`` appended for even/odd
+    pseudofermions); the checkpoint must record a
+    :class:`~lqft_lab.actions.PseudofermionAction` with these couplings and ``even_odd``.
+    Its ``meta["start"]`` names the gauge flow it was trained with (frozen), the one to pair
+    it with. The model is float64, in eval mode, on ``device``.
+
+    Returns:
+        A :class:`~lqft_lab.studies.u1.ShippedFlow`, or ``None`` when none ships.
+
+    Raises:
+        TypeError, ValueError: for bad couplings, ``L``, ``even_odd`` or ``device``.
+    """
+    action = PseudofermionAction(beta, kappa, even_odd=_checks.flag("even_odd", even_odd))
+    L = checks.integer("L", L, low=2)
+    device = _checks.device("device", device)
+    name = f"pseudofermion_L{L}_b{action.beta:g}_k{action.kappa:g}" + ("_eo" if even_odd else "")
+    try:
+        path = pretrained_path(name)
+    except FileNotFoundError:
+        return None
+    model, meta = load_checkpoint(path, action=action, device=device)
+    return ShippedFlow(name, model.double(), meta)
 
 
 def plot_parallel_transport(ax=None, L: int = 4):

@@ -54,12 +54,15 @@ class SchwingerSizes:
             the weights' ESS collapses (and dense ``D`` gets slow), and samplers are compared
             with exact-determinant HMC instead.
         scan_L: lattice of the near-zero-mode scan along ``κ`` (charge-one configuration).
-        joint_train_steps, joint_blocks, joint_lr: part 2's pseudofermion flow (blocks of
+        joint_train_steps, joint_blocks, joint_couplings, joint_lr: part 2's pseudofermion
+            flow (linear blocks and nonlinear coupling pairs of
             :class:`~lqft_lab.flows.PseudofermionFlow`) and its joint reverse-KL training,
             batches of ``train_batch``.
         joint: chains of each part-2 sampler (joint flow-MH, MH-within-Gibbs, the exact
             conditional), ``chains · steps >= 10⁴``.
         joint_ess_samples: draws for the marginal against joint ESS.
+        scaling_L: lattice extents (multiples of 4) of the proposal-cost scan
+            (:func:`~lqft_lab.studies.schwinger.proposal_costs`), at least two.
     """
 
     hmc_2x2: tuple[int, int] = (64, 500)
@@ -88,9 +91,11 @@ class SchwingerSizes:
     scan_L: int = 16
     joint_train_steps: int = 500
     joint_blocks: int = 2
+    joint_couplings: int = 1
     joint_lr: float = 3e-3
     joint: tuple[int, int] = (64, 160)
     joint_ess_samples: int = 4096
+    scaling_L: tuple[int, ...] = (8, 16, 32, 64)
 
     def __post_init__(self):
         """Refuse sizes no run could use (each ``TypeError``/``ValueError`` names the field)."""
@@ -115,7 +120,12 @@ class SchwingerSizes:
         checks.integer("scan_L", self.scan_L, low=2)
         for name in ("joint_train_steps", "joint_blocks"):
             checks.integer(name, getattr(self, name), low=1)
+        checks.integer("joint_couplings", self.joint_couplings, low=0)
         checks.positive("joint_lr", self.joint_lr)
+        scan = tuple(_checks.integers("scaling_L", self.scaling_L, low=4))
+        if len(scan) < 2 or any(L % 4 for L in scan):
+            raise ValueError(f"scaling_L must be two or more multiples of 4, got {scan}")
+        object.__setattr__(self, "scaling_L", scan)  # a list from papermill's YAML too
         checks.integer("joint_ess_samples", self.joint_ess_samples, low=4096)
 
     @classmethod
@@ -164,4 +174,5 @@ class SchwingerSizes:
             reference_samples=8192,
             scan_L=12,
             joint_train_steps=150,
+            scaling_L=(4, 8, 16, 32),
         )
