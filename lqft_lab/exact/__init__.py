@@ -31,9 +31,11 @@ from .free_field import (
 )
 from .u1 import (
     u1_charge_distribution,
+    u1_energy_variance,
     u1_log_z,
     u1_plaquette,
     u1_plaquette_infinite_volume,
+    u1_swap_acceptance,
     u1_topological_susceptibility,
     u1_topological_susceptibility_infinite_volume,
     u1_wilson_loop,
@@ -54,6 +56,8 @@ __all__ = [
     "free_field_zero_momentum_correlator",
     "lattice_momentum_squared",
     "u1_charge_distribution",
+    "u1_energy_variance",
+    "u1_swap_acceptance",
     "u1_log_z",
     "u1_plaquette",
     "u1_plaquette_infinite_volume",

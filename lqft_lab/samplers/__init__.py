@@ -3,8 +3,10 @@
 :class:`PseudofermionHMC` samples U(1) links with Nf = 2 pseudofermions (one heatbath of
 ``φ`` per trajectory, CG in every force); :class:`JointFlowMetropolis` and
 :class:`GibbsFlowMetropolis` sample links and pseudofermions with flows
-(:mod:`.joint_pseudofermion`). Also :func:`sample_u1_exact`, independent exact
-draws of 2D U(1) gauge theory (a reference, not a chain).
+(:mod:`.joint_pseudofermion`). :class:`ReplicaExchange` runs a ladder of samplers with
+swaps between neighbouring rungs, plain or through maps (T-REX). Also
+:func:`sample_u1_exact`, independent exact draws of 2D U(1) gauge theory (a reference, not
+a chain).
 
 Fields are real tensors ``(B, *lattice)`` (scalars, U(1) link angles) or, for the SU(N)
 samplers (``SUNHMC``, ``SUNHeatbath``), complex links ``(B, 2, L0, L1, N, N)``.
@@ -68,6 +70,12 @@ from .joint_pseudofermion import (
 )
 from .metropolis import LocalMetropolis, LocalMetropolisInfo, LocalMetropolisState
 from .pseudofermion_hmc import PseudofermionHMC, PseudofermionHMCInfo, PseudofermionHMCState
+from .replica_exchange import (
+    IdentityMap,
+    ReplicaExchange,
+    ReplicaExchangeInfo,
+    ReplicaExchangeState,
+)
 from .u1_exact import sample_u1_exact, u1_links_from_plaquettes
 
 __all__ = [
@@ -116,4 +124,8 @@ __all__ = [
     "PseudofermionHMC",
     "PseudofermionHMCState",
     "PseudofermionHMCInfo",
+    "ReplicaExchange",
+    "ReplicaExchangeState",
+    "ReplicaExchangeInfo",
+    "IdentityMap",
 ]

@@ -44,7 +44,13 @@ COVERED = {
 SHAPE_M2 = [f for f in FREE_FIELD if f.__name__ not in ("free_field_pole_mass",)]
 SHAPE_M2.remove(free_field.lattice_momentum_squared)
 #: Functions of ``(beta, L)``.
-BETA_L = [u1.u1_log_z, u1.u1_plaquette, u1.u1_topological_susceptibility, u1.u1_charge_distribution]
+BETA_L = [
+    u1.u1_log_z,
+    u1.u1_plaquette,
+    u1.u1_energy_variance,
+    u1.u1_topological_susceptibility,
+    u1.u1_charge_distribution,
+]
 BETA = [u1.u1_plaquette_infinite_volume, u1.u1_topological_susceptibility_infinite_volume]
 
 #: Lattices that must be refused: not integers at all, extents below 2 or huge, no direction.
@@ -121,6 +127,8 @@ def test_u1_refuses_bad_beta(beta):
     for fn in BETA_L:
         refuses(fn, "beta", beta, 4)
     refuses(u1.u1_wilson_loop, "beta", beta, 4, 1, 1)
+    refuses(u1.u1_swap_acceptance, "beta_a", beta, 1.0, 4)
+    refuses(u1.u1_swap_acceptance, "beta_b", 1.0, beta, 4)
     for fn in BETA:
         refuses(fn, "beta", beta)
 
@@ -131,6 +139,7 @@ def test_u1_refuses_bad_lattices(L):
     for fn in BETA_L:
         refuses(fn, "L", 1.0, L)
     refuses(u1.u1_wilson_loop, "L", 1.0, L, 1, 1)
+    refuses(u1.u1_swap_acceptance, "L", 1.0, 2.0, L)
 
 
 @BOUNDARY
