@@ -25,9 +25,11 @@ from scipy import integrate, special
 from lqft_lab.actions import U1WilsonAction
 from lqft_lab.exact import (
     u1_charge_distribution,
+    u1_energy_variance,
     u1_log_z,
     u1_plaquette,
     u1_plaquette_infinite_volume,
+    u1_swap_acceptance,
     u1_topological_susceptibility,
     u1_topological_susceptibility_infinite_volume,
     u1_wilson_loop,
@@ -348,3 +350,29 @@ def test_bad_lattice_and_loop_raise():
         u1_wilson_loop(1.0, (4, 6), 7, 1)
     with pytest.raises(ValueError, match="T must"):
         u1_wilson_loop(1.0, (4, 6), 1, 5)
+
+
+@pytest.mark.parametrize("beta, L", [(2.0, 8), (4.0, 16), (6.0, 8), (6.0, (8, 12))])
+def test_energy_variance_is_the_derivative_of_the_plaquette(beta, L):
+    """``Var E = V ∂_β⟨cos θ_P⟩``: the closed form against a central difference of
+    :func:`u1_plaquette` (step 1e-4, truncation error ~1e-9 relative)."""
+    V = L * L if isinstance(L, int) else L[0] * L[1]
+    h = 1e-4
+    derivative = V * (u1_plaquette(beta + h, L) - u1_plaquette(beta - h, L)) / (2 * h)
+    assert u1_energy_variance(beta, L) == pytest.approx(derivative, rel=1e-7)
+
+
+def test_swap_acceptance_prediction_matches_the_independent_table():
+    """The erfc prediction of plain replica-exchange acceptance against the table derived
+    independently for the notebook (shared notes, 'Replica exchange with maps'), to its two
+    printed digits; and it falls with the volume."""
+    table = {
+        (6.0, 6.5): (0.73, 0.50, 0.18),
+        (4.0, 4.5): (0.60, 0.30, 0.04),
+        (2.0, 2.5): (0.30, 0.04, 0.0),
+    }
+    for (a, b), row in table.items():
+        got = [u1_swap_acceptance(a, b, L) for L in (8, 16, 32)]
+        assert got == pytest.approx(row, abs=0.006), (a, b, got)
+        assert got[0] > got[1] > got[2]
+    assert u1_swap_acceptance(3.0, 3.0, 8) == 1.0
