@@ -25,6 +25,7 @@ from scipy import integrate, special
 from lqft_lab.actions import U1WilsonAction
 from lqft_lab.exact import (
     u1_charge_distribution,
+    u1_defect_references,
     u1_energy_variance,
     u1_log_z,
     u1_plaquette,
@@ -376,3 +377,44 @@ def test_swap_acceptance_prediction_matches_the_independent_table():
         assert got == pytest.approx(row, abs=0.006), (a, b, got)
         assert got[0] > got[1] > got[2]
     assert u1_swap_acceptance(3.0, 3.0, 8) == 1.0
+
+
+@pytest.mark.parametrize("L, d", [(8, 4), (16, 1), ((8, 12), 12)])
+def test_defect_references_reduce_to_the_torus_and_to_their_derivatives(L, d):
+    """``c = 1`` (and ``d = 0``) is the periodic torus, to rounding; ``∂_c log Z`` is
+    ``β d ⟨cos θ_P⟩_defect`` and ``∂_β log Z`` the energy of the weighted action (central
+    differences, step 1e-5); ``c = 0`` frees the defect plaquettes, so the bulk plaquette is
+    the infinite-volume one and χ_t the sum of independent plaquette angles."""
+    beta = 5.0
+    torus = u1_defect_references(beta, 1.0, d, L)
+    assert torus.plaquette == pytest.approx(u1_plaquette(beta, L), rel=1e-13)
+    assert torus.chi_t == pytest.approx(u1_topological_susceptibility(beta, L), rel=1e-10)
+    assert torus.log_z == pytest.approx(u1_log_z(beta, L), rel=1e-13)
+    assert u1_defect_references(beta, 0.3, 0, L).plaquette == pytest.approx(torus.plaquette)
+    c, h = 0.4, 1e-5
+    ref = u1_defect_references(beta, c, d, L)
+    V = L * L if isinstance(L, int) else L[0] * L[1]
+    dc = (
+        u1_defect_references(beta, c + h, d, L).log_z
+        - u1_defect_references(beta, c - h, d, L).log_z
+    ) / (2 * h)
+    assert dc == pytest.approx(beta * d * ref.plaquette_defect, rel=1e-6)
+    db = (
+        u1_defect_references(beta + h, c, d, L).log_z
+        - u1_defect_references(beta - h, c, d, L).log_z
+    ) / (2 * h)
+    assert db == pytest.approx(
+        (V - d) * ref.plaquette_bulk + c * d * ref.plaquette_defect, rel=1e-6
+    )
+    assert ref.plaquette == pytest.approx(
+        ((V - d) * ref.plaquette_bulk + d * ref.plaquette_defect) / V
+    )
+    # c = 0: a single free plaquette is still tied to the others by Σ_P θ_P = 2πQ, which
+    # leaves it ⟨cos θ⟩ = (I_1/I_0)^{V-1}; two or more free ones average to zero exactly
+    open_ = u1_defect_references(beta, 0.0, d, L)
+    tied = (special.ive(1, beta) / special.ive(0, beta)) ** (V - 1) if d == 1 else 0.0
+    assert open_.plaquette_defect == pytest.approx(tied, rel=1e-9, abs=1e-300)
+    assert open_.plaquette_bulk == pytest.approx(u1_plaquette_infinite_volume(beta), rel=1e-12)
+    phi2 = 4 * math.pi**2 * u1_topological_susceptibility_infinite_volume(beta)  # ⟨φ²⟩_β
+    expected = ((V - d) * phi2 + d * math.pi**2 / 3) / (4 * math.pi**2 * V)
+    assert open_.chi_t == pytest.approx(expected, rel=1e-9)

@@ -40,6 +40,7 @@ from .sun import (
     sun_staples,
 )
 from .u1 import (
+    U1DefectAction,
     U1WilsonAction,
     check_links,
     gauge_transform,
@@ -61,6 +62,7 @@ __all__ = [
     "SingleMatrixAction",
     "SUNWilsonAction",
     "U1WilsonAction",
+    "U1DefectAction",
     "autograd_force",
     "check_links",
     "check_sun_links",

@@ -44,6 +44,7 @@ __all__ = [
     "gauge_transform",
     "random_gauge_transform",
     "U1WilsonAction",
+    "U1DefectAction",
 ]
 
 
@@ -245,6 +246,68 @@ class U1WilsonAction:
         f0 = -self.beta * (s - shift(s, 1, -1))
         f1 = -self.beta * (shift(s, 0, -1) - s)
         return torch.stack([f0, f1], dim=1)  # (B, 2, L0, L1)
+
+    def autograd_force(self, theta: torch.Tensor) -> torch.Tensor:
+        """``F = -dS/dθ`` by automatic differentiation (the reference for :meth:`force`)."""
+        return autograd_force(self, theta)
+
+
+class U1DefectAction:
+    """Wilson action with a defect line: ``S(θ) = -β Σ_x w(x) cos θ_P(x)`` with ``w = c`` on
+    the ``d`` plaquettes at ``x_0 = 0``, ``x_1 = 0, …, d - 1`` and ``w = 1`` elsewhere.
+
+    The rungs of parallel tempering on boundary conditions (Hasenbusch, arXiv:1706.04443;
+    Bonanno, Bonati, D'Elia, arXiv:2012.14000): ``c = 1`` is :class:`U1WilsonAction`,
+    ``c = 0`` opens the torus along the defect so that the topological charge can change
+    there. Exact references: :func:`~lqft_lab.exact.u1.u1_defect_references`.
+
+    Args:
+        beta: inverse coupling ``β >= 0`` (finite).
+        c: the defect's relative coupling, ``0 <= c <= 1``.
+        d: defect plaquettes, an integer ``>= 0`` (at most ``L1`` of the links it meets).
+
+    Raises:
+        TypeError, ValueError: naming the argument; at call time, a lattice with
+            ``L1 < d``.
+    """
+
+    def __init__(self, beta: float, c: float, d: int):
+        self.beta = checks.real("beta", beta, low=0)
+        self.c = checks.real("c", c, low=0, high=1)
+        self.d = checks.integer("d", d, low=0)
+
+    def __repr__(self) -> str:
+        return f"U1DefectAction(beta={self.beta}, c={self.c}, d={self.d})"
+
+    def params(self) -> dict[str, float]:
+        """Couplings as a plain dict (stored in checkpoints and records)."""
+        return {"beta": self.beta, "c": self.c, "d": self.d}
+
+    def plaquette_weights(
+        self, L0: int, L1: int, device=None, dtype: torch.dtype = torch.float64
+    ) -> torch.Tensor:
+        """``w(x)``, ``(L0, L1)``: ``c`` on the defect, 1 elsewhere."""
+        if self.d > L1:
+            raise ValueError(f"the defect of d = {self.d} plaquettes does not fit L1 = {L1}")
+        w = torch.ones(L0, L1, device=device, dtype=dtype)
+        w[0, : self.d] = self.c
+        return w
+
+    def _weighted(self, theta: torch.Tensor, fn) -> torch.Tensor:
+        w = self.plaquette_weights(*theta.shape[2:], device=theta.device, dtype=theta.dtype)
+        return w * fn(_plaquette_angles(theta))
+
+    def __call__(self, theta: torch.Tensor) -> torch.Tensor:
+        check_links(theta)
+        return -self.beta * self._weighted(theta, torch.cos).flatten(1).sum(dim=1)
+
+    def force(self, theta: torch.Tensor) -> torch.Tensor:
+        """``F = -dS/dθ``, analytic: :meth:`U1WilsonAction.force` with ``sin θ_P`` weighted."""
+        check_links(theta)
+        s = self._weighted(theta, torch.sin)
+        f0 = -self.beta * (s - shift(s, 1, -1))
+        f1 = -self.beta * (shift(s, 0, -1) - s)
+        return torch.stack([f0, f1], dim=1)
 
     def autograd_force(self, theta: torch.Tensor) -> torch.Tensor:
         """``F = -dS/dθ`` by automatic differentiation (the reference for :meth:`force`)."""

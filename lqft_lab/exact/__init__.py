@@ -30,7 +30,9 @@ from .free_field import (
     lattice_momentum_squared,
 )
 from .u1 import (
+    DefectReferences,
     u1_charge_distribution,
+    u1_defect_references,
     u1_energy_variance,
     u1_log_z,
     u1_plaquette,
@@ -56,6 +58,8 @@ __all__ = [
     "free_field_zero_momentum_correlator",
     "lattice_momentum_squared",
     "u1_charge_distribution",
+    "u1_defect_references",
+    "DefectReferences",
     "u1_energy_variance",
     "u1_swap_acceptance",
     "u1_log_z",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.integrate import quad_vec
@@ -33,6 +34,8 @@ __all__ = [
     "u1_charge_distribution",
     "u1_energy_variance",
     "u1_swap_acceptance",
+    "u1_defect_references",
+    "DefectReferences",
 ]
 
 # ---------------------------------------------------------------------------------------------
@@ -324,6 +327,91 @@ def u1_topological_susceptibility_infinite_volume(beta: float) -> float:
     i_n, n_max = _u1_bessel(beta)
     _, B = _u1_phi_moments(i_n, n_max)
     return float(B[0] / i_n[0]) / (4 * math.pi**2)
+
+
+@dataclass(frozen=True)
+class DefectReferences:
+    """Exact values of the 2D U(1) torus with a defect (:func:`u1_defect_references`).
+
+    Attributes:
+        log_z: ``log Z`` (Haar measure normalised to one per link).
+        plaquette: ``⟨cos θ_P⟩`` averaged over all ``V`` plaquettes (what
+            :func:`~lqft_lab.observables.plaquette` measures).
+        plaquette_bulk: ``⟨cos θ_P⟩`` of one plaquette off the defect (NaN if there is none).
+        plaquette_defect: ``⟨cos θ_P⟩`` of one defect plaquette (NaN for ``d = 0``).
+        chi_t: the topological susceptibility ``⟨Q²⟩/V`` of the geometric charge.
+    """
+
+    log_z: float
+    plaquette: float
+    plaquette_bulk: float
+    plaquette_defect: float
+    chi_t: float
+
+
+def _u1_tables(beta: float, n_max: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``I_n/I_0``, ``I_n'/I_0``, ``A_n/I_0`` and ``B_n/I_0`` at ``β``, ``n = 0, …, n_max``."""
+    i_n = ive(np.arange(3 * n_max + 2), beta)
+    n = np.arange(n_max + 1)
+    A, B = _u1_phi_moments(i_n, n_max)
+    d = (i_n[np.abs(n - 1)] + i_n[n + 1]) / 2
+    return i_n[: n_max + 1] / i_n[0], d / i_n[0], A / i_n[0], B / i_n[0]
+
+
+def u1_defect_references(beta: float, c: float, d: int, L: int | Sequence[int]) -> DefectReferences:
+    """Exact references of the torus whose ``d`` defect plaquettes carry coupling ``cβ``.
+
+    The plaquettes of the 2D torus are independent angles but for ``Σ_P wrap(θ_P) = 2πQ``,
+    whatever their couplings, so the character expansion of :func:`u1_log_z` holds with one
+    Bessel factor per plaquette: ``Z = Σ_n I_n(β)^{V-d} I_n(cβ)^d``. Plaquette averages
+    replace one factor by its derivative, and ``⟨(Σ_P φ_P)²⟩ = 4π² V χ_t`` sums the ``B_n``
+    moment of one plaquette and the ``A_n`` moments of pairs (:func:`u1_topological_
+    susceptibility`, here with two kinds of plaquettes). This is the ladder of parallel
+    tempering on boundary conditions (Hasenbusch, arXiv:1706.04443): ``c = 1`` is the
+    periodic theory, ``c = 0`` cuts the torus open along the defect.
+
+    Args:
+        beta: the bulk coupling, in ``[0, 1e4]``.
+        c: the defect's relative coupling, in ``[0, 1]``.
+        d: defect plaquettes, ``0 <= d <= V``.
+        L: the lattice, as for :func:`u1_log_z`.
+
+    Returns:
+        A :class:`DefectReferences`.
+
+    Raises:
+        TypeError, ValueError: naming the argument.
+
+    Example:
+        >>> u1_defect_references(6.0, 1.0, 4, 8).plaquette == u1_plaquette(6.0, 8)
+        True
+    """
+    beta, V = _u1_validate(beta, L)
+    c = _args.coupling("c", c, high=1.0)
+    d = checks.integer("d", d, low=0, high=V)
+    n_max = max(_u1_bessel(beta)[1], _u1_bessel(c * beta)[1])
+    r1, d1, a1, b1 = _u1_tables(beta, n_max)
+    r2, d2, a2, b2 = _u1_tables(c * beta, n_max)
+    m = V - d  # bulk plaquettes
+
+    def power(r, k):  # r**k with 0**0 = 1 and no negative powers of a vanishing r
+        return r**k if k > 0 else np.ones_like(r)
+
+    both = power(r1, m) * power(r2, d)
+    z = _sum_over_z(both)
+    log_z = m * (beta + math.log(ive(0, beta))) + d * (c * beta + math.log(ive(0, c * beta)))
+    log_z += math.log(z)
+    bulk = _sum_over_z(power(r1, m - 1) * d1 * power(r2, d)) / z if m else math.nan
+    defect = _sum_over_z(power(r1, m) * power(r2, d - 1) * d2) / z if d else math.nan
+    plaquette = ((m * bulk if m else 0.0) + (d * defect if d else 0.0)) / V
+    squares = m * power(r1, m - 1) * b1 * power(r2, d) + d * power(r1, m) * power(r2, d - 1) * b2
+    pairs = (
+        m * (m - 1) * power(r1, m - 2) * a1**2 * power(r2, d)
+        + 2 * m * d * power(r1, m - 1) * a1 * power(r2, d - 1) * a2
+        + d * (d - 1) * power(r1, m) * power(r2, d - 2) * a2**2
+    )
+    chi_t = max(_sum_over_z(squares - pairs) / z / (4 * math.pi**2 * V), 0.0)
+    return DefectReferences(log_z, plaquette, bulk, defect, chi_t)
 
 
 def _u1_g_scaled(nu: np.ndarray, beta: float) -> np.ndarray:

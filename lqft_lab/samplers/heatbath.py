@@ -69,7 +69,7 @@ from dataclasses import dataclass
 import torch
 
 from .. import checks
-from ..actions.u1 import U1WilsonAction, check_links, wrap_angle
+from ..actions.u1 import U1DefectAction, U1WilsonAction, check_links, wrap_angle
 from ..lattice import lattice_shape, shift
 from .base import FieldState
 
@@ -265,9 +265,12 @@ def _check_kappa(kappa, generator) -> None:
     checks.random_generator("generator", generator, kappa.device)
 
 
-def _staple(theta: torch.Tensor, mu: int, sites: tuple = ()) -> tuple[torch.Tensor, torch.Tensor]:
+def _staple(
+    theta: torch.Tensor, mu: int, sites: tuple = (), weights: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(k, φ₀)`` of the direction-``mu`` links, each ``(B, L0, L1)`` indexed by ``sites``
-    (all sites by default); see the module doc."""
+    (all sites by default); see the module doc. ``weights`` ``(L0, L1)`` multiply the
+    plaquettes' couplings (a defect action's), ``None`` for the plain Wilson action."""
     t0, t1 = theta[:, 0], theta[:, 1]  # (B, L0, L1) each
     if mu == 0:
         d1 = shift(t1, 0) - t1  # θ_1(x+0̂) - θ_1(x)
@@ -278,7 +281,14 @@ def _staple(theta: torch.Tensor, mu: int, sites: tuple = ()) -> tuple[torch.Tens
         a = -shift(d0, 0, -1) - shift(t1, 0, -1)  # from θ_P(x-0̂), where θ_1(x) enters with +
         b = d0 - shift(t1, 0)  # from θ_P(x), where it enters with -
     a, b = a[sites], b[sites]
-    re, im = torch.cos(a) + torch.cos(b), torch.sin(a) + torch.sin(b)  # k e^{-iφ₀}
+    if weights is None:
+        re, im = torch.cos(a) + torch.cos(b), torch.sin(a) + torch.sin(b)  # k e^{-iφ₀}
+    else:  # the plaquettes of a and b: x and x - 1̂ for mu = 0, x - 0̂ and x for mu = 1
+        w = weights[None]
+        wa = (w if mu == 0 else shift(w, 0, -1))[sites]
+        wb = (shift(w, 1, -1) if mu == 0 else w)[sites]
+        re = wa * torch.cos(a) + wb * torch.cos(b)
+        im = wa * torch.sin(a) + wb * torch.sin(b)
     return torch.hypot(re, im), -torch.atan2(im, re)
 
 
@@ -367,7 +377,9 @@ class U1Heatbath:
     four :func:`link_groups` in turn.
 
     Args:
-        action: a :class:`~lqft_lab.actions.U1WilsonAction`.
+        action: a :class:`~lqft_lab.actions.U1WilsonAction`, or a
+            :class:`~lqft_lab.actions.U1DefectAction` (each plaquette's coupling weights its
+            staple: the conditional of a link stays a von Mises distribution).
         n_overrelax: overrelaxation sweeps per step, an integer ``>= 0``.
 
     Example:
@@ -391,11 +403,11 @@ class U1Heatbath:
     #: The state :meth:`step` continues from (what :func:`run_chain` accepts as ``x0``).
     State = U1HeatbathState
 
-    def __init__(self, action: U1WilsonAction, n_overrelax: int = 1):
-        if not isinstance(action, U1WilsonAction):
+    def __init__(self, action: U1WilsonAction | U1DefectAction, n_overrelax: int = 1):
+        if not isinstance(action, (U1WilsonAction, U1DefectAction)):
             raise TypeError(
-                f"U1Heatbath samples the 2D U(1) Wilson action (U1WilsonAction), "
-                f"got {type(action).__name__}"
+                f"U1Heatbath samples the 2D U(1) Wilson action (U1WilsonAction, or "
+                f"U1DefectAction with a defect line), got {type(action).__name__}"
             )
         self.action = action
         self.n_overrelax = checks.integer("n_overrelax", n_overrelax, low=0)
@@ -436,10 +448,15 @@ class U1Heatbath:
 
     def _sweep(self, theta: torch.Tensor, new_angles, reverse: bool = False) -> torch.Tensor:
         _even_extents(theta.shape[2:])
+        weights = None
+        if isinstance(self.action, U1DefectAction):
+            weights = self.action.plaquette_weights(
+                *theta.shape[2:], device=theta.device, dtype=theta.dtype
+            )
         theta = theta.detach().clone()  # updated in place below; the input stays untouched
         for g in (3, 2, 1, 0) if reverse else (0, 1, 2, 3):
             mu, sites = _group_sites(g)
-            k, phi0 = _staple(theta, mu, sites)  # (B, l0, l1) each, fixed during this update
+            k, phi0 = _staple(theta, mu, sites, weights)  # (B, l0, l1), fixed in this update
             links = theta[:, mu]  # (B, L0, L1), a view: writing to it updates theta
             links[sites] = wrap_angle(new_angles(k, phi0, links[sites]))
         return theta

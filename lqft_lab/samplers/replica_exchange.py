@@ -113,6 +113,10 @@ class ReplicaExchange:
             ``U1Heatbath``, ``HMC``, ``FlowMetropolis``.
         maps: ``R - 1`` maps, ``maps[i]`` from rung ``i`` towards rung ``i + 1`` (``None``
             entries, or ``maps=None``, for the identity).
+        translate: translate the physical rung's fields by a random lattice vector (one per
+            step, the same for every ladder) before the swaps. Exact whenever the physical
+            action is translation invariant; with a defect ladder it moves the defect across
+            the physical configurations (as in PTBC codes).
 
     Example:
         >>> betas = [6.0, 5.0, 4.0]
@@ -128,7 +132,13 @@ class ReplicaExchange:
 
     State = ReplicaExchangeState
 
-    def __init__(self, actions: Sequence, samplers: Sequence, maps: Sequence | None = None):
+    def __init__(
+        self,
+        actions: Sequence,
+        samplers: Sequence,
+        maps: Sequence | None = None,
+        translate: bool = False,
+    ):
         actions = _sequence("actions", actions)
         samplers = _sequence("samplers", samplers)
         if len(actions) < 2:
@@ -162,6 +172,7 @@ class ReplicaExchange:
         self.actions = list(actions)
         self.samplers = list(samplers)
         self.maps = [IdentityMap() if m is None else m for m in maps]
+        self.translate = checks.boolean("translate", translate)
 
     @property
     def n_rungs(self) -> int:
@@ -215,13 +226,19 @@ class ReplicaExchange:
             rungs.append(rung)
             rung_acc.append(info.accepted.to(rung.x.real.dtype))
         x = [r.x for r in rungs]
+        changed = set()
+        if self.translate:  # link fields (B, 2, L0, L1) or any (B, d, *lattice): the last two
+            L0, L1 = x[0].shape[-2:]
+            shifts = torch.randint(0, L0 * L1, (1,), generator=generator, device=x[0].device)
+            s0, s1 = divmod(int(shifts), L1)
+            x[0] = torch.roll(x[0], (s0, s1), dims=(-2, -1))
+            changed.add(0)
         B = x[0].shape[0]
         dtype = x[0].real.dtype
         log_ratio = torch.full((R - 1, B), float("nan"), dtype=dtype, device=x[0].device)
         swap = torch.zeros(R - 1, B, dtype=torch.bool, device=x[0].device)
         attempted = torch.zeros(R - 1, dtype=torch.bool)
         walker = state.walker.clone()
-        changed = set()
         with torch.no_grad():
             for i in range(state.steps % 2, R - 1, 2):
                 r, new_lower, new_upper = self.log_ratio(i, x[i], x[i + 1])

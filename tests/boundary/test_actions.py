@@ -20,6 +20,7 @@ from lqft_lab.actions import (
     Phi4Action,
     SingleMatrixAction,
     SUNWilsonAction,
+    U1DefectAction,
     U1WilsonAction,
     autograd_force,
     check_links,
@@ -52,6 +53,7 @@ COVERED = {
     "lqft_lab.actions.SingleMatrixAction",
     "lqft_lab.actions.SUNWilsonAction",
     "lqft_lab.actions.U1WilsonAction",
+    "lqft_lab.actions.U1DefectAction",
     "lqft_lab.actions.autograd_force",
     "lqft_lab.actions.check_links",
     "lqft_lab.actions.check_sun_links",
@@ -116,6 +118,24 @@ def test_wilson_actions_refuse_bad_beta(beta):
     refuses(U1WilsonAction, "beta", beta)
     refuses(SUNWilsonAction, "beta", beta, 2)
     refuses(SingleMatrixAction, "beta", beta, (1.0,), 2)
+
+
+@BOUNDARY
+@given(c=bad_reals(low=0, high=1), d=bad_integers(low=0))
+def test_defect_action_refuses_bad_couplings(c, d):
+    refuses(U1DefectAction, "beta", -1.0, 0.5, 1)
+    refuses(U1DefectAction, "c", 1.0, c, 1)
+    refuses(U1DefectAction, "d", 1.0, 0.5, d)
+
+
+def test_defect_action_refuses_a_defect_longer_than_the_lattice_and_is_finite():
+    theta = torch.zeros(2, 2, 4, 4, dtype=F64)
+    refuses(U1DefectAction(1.0, 0.5, 5), "d", theta)
+    action = U1DefectAction(2.0, 0.25, 4)
+    # cold links: every plaquette at cos 1, four of them weighted by c
+    assert torch.allclose(action(theta), torch.full((2,), -2.0 * (12 + 4 * 0.25), dtype=F64))
+    assert_finite(action.force(theta))
+    assert action.params() == {"beta": 2.0, "c": 0.25, "d": 4}
 
 
 @BOUNDARY

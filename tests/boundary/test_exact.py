@@ -396,3 +396,16 @@ def test_sun_character_sums_stay_finite_or_refuse_at_large_beta_and_volume():
         assert "more than" in str(err.value)
     with expect_error_naming("N"):
         sun.single_matrix_log_z(12, 1.0, (1.0,))  # a 16^11-point grid: refused, not run
+
+
+@BOUNDARY
+@given(c=bad_reals(low=0, high=1))
+def test_u1_defect_references_refuse_bad_input(c):
+    refuses(u1.u1_defect_references, "c", 6.0, c, 2, 8)
+    refuses(u1.u1_defect_references, "beta", -1.0, 0.5, 2, 8)
+    refuses(u1.u1_defect_references, "d", 6.0, 0.5, 65, 8)  # more than V plaquettes
+    refuses(u1.u1_defect_references, "d", 6.0, 0.5, 1.5, 8)
+    refuses(u1.u1_defect_references, "L", 6.0, 0.5, 2, 1)
+    ref = u1.u1_defect_references(6.0, 0.0, 64, 8)  # every plaquette free
+    assert ref.plaquette == 0 and math.isnan(ref.plaquette_bulk)
+    assert ref.chi_t == pytest.approx(1 / 12, rel=1e-9)  # uniform angles: ⟨φ²⟩ = π²/3

@@ -45,6 +45,10 @@ def test_replica_exchange_refuses_bad_ladders(actions, samplers, maps, name):
     refuses(ReplicaExchange, name, actions, samplers, maps)
 
 
+def test_replica_exchange_refuses_a_bad_translate_flag():
+    refuses(ReplicaExchange, "translate", ACTIONS, SAMPLERS, translate=1)
+
+
 def test_replica_exchange_refuses_bad_starts_and_is_finite():
     rex = ReplicaExchange(ACTIONS, SAMPLERS, [IdentityMap()])
     refuses(rex.init, "x", [X])  # one tensor per rung expected
