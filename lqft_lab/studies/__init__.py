@@ -5,6 +5,8 @@
 * :mod:`.u1` (02): U(1) samplers side by side, flow training, the τ_int(Q) scan over β
   with its sizes per mode, ``log Z`` and the charge distribution of a flow's proposals.
 * :mod:`.sun` (03): single-matrix and lattice SU(N) flows, HMC and heatbath.
+* :mod:`.schwinger` (04): the Nf = 2 Schwinger model, pseudofermions and their flows.
+* :mod:`.replica_exchange` (05): ladders of replicas, their records, maps between rungs.
 
 A study function takes plain parameters and returns a frozen dataclass of results (never a
 plot); the notebook draws. Everything here is built from the tested core (actions, flows,
