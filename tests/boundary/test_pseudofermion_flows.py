@@ -315,6 +315,8 @@ def test_proposal_costs_refuse_bad_options_and_are_finite():
     refuses(proposal_costs, "repeats", [4], 1.0, 0.2, repeats=1.5)
     refuses(proposal_costs, "n_md", [4], 1.0, 0.2, n_md=0)
     refuses(proposal_costs, "step_size", [4], 1.0, 0.2, step_size=-1.0)
+    refuses(proposal_costs, "tol", [4], 1.0, 0.2, tol=2.0)
+    refuses(proposal_costs, "max_iter", [4], 1.0, 0.2, max_iter=0)
     refuses(proposal_costs, "device", [4], 1.0, 0.2, device="nowhere")
     refuses(proposal_costs, "progress", [4], 1.0, 0.2, progress="yes")
     (row,) = proposal_costs([4], 1.0, 0.2, batch=1, repeats=1, n_layers=1, hidden=(2,), n_md=1)

@@ -92,6 +92,8 @@ def proposal_costs(
     n_blocks: int = 2,
     step_size: float = 0.0625,
     n_md: int = 16,
+    tol: float = 1e-10,
+    max_iter: int | None = None,
     seed: int = 0,
     device: str | torch.device = "cpu",
     progress: bool = False,
@@ -107,6 +109,9 @@ def proposal_costs(
         n_layers, hidden: the gauge flow's architecture (:func:`build_u1_flow`).
         n_blocks: the pseudofermion flow's blocks (:class:`PseudofermionFlow`).
         step_size, n_md: the pseudofermion-HMC trajectory (``n_md`` leapfrog steps).
+        tol, max_iter: the CG solves' relative residual and iteration limit
+            (:class:`~lqft_lab.actions.PseudofermionAction`); near ``κ_c`` exact pure-gauge
+            configurations carry near-zero modes that need more than the default limit.
         seed: seeds the configurations, the flows' weights and every draw.
         device: where everything runs.
         progress: show a progress bar over ``Ls``.
@@ -127,7 +132,8 @@ def proposal_costs(
     Ls = [checks.integer("Ls", L, low=4, high=256) for L in Ls]
     if any(L % 4 for L in Ls):
         raise ValueError(f"Ls must be multiples of 4 (the gauge flow's stripes), got {Ls}")
-    action = PseudofermionAction(beta, kappa, even_odd=checks.boolean("even_odd", even_odd))
+    even_odd = checks.boolean("even_odd", even_odd)
+    action = PseudofermionAction(beta, kappa, even_odd=even_odd, tol=tol, max_iter=max_iter)
     batch = checks.integer("batch", batch, low=1)
     repeats = checks.integer("repeats", repeats, low=1)
     n_layers = checks.integer("n_layers", n_layers, low=1)
