@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -27,7 +27,154 @@ from ..flows import build_u1_flow
 from ..samplers.replica_exchange import ReplicaExchange
 from . import _checks
 
-__all__ = ["LadderRun", "run_ladder", "identity_flow", "train_replica_map", "swap_log_ratios"]
+__all__ = [
+    "ReplicaSizes",
+    "LadderRun",
+    "run_ladder",
+    "identity_flow",
+    "train_replica_map",
+    "swap_log_ratios",
+    "acceptance_vs_volume",
+    "beta_ladder",
+    "defect_ladder",
+    "heatbath_ladder",
+    "pair_table",
+    "rung_pulls",
+    "pulls_table",
+    "BillRow",
+    "bill_row",
+    "bill_table",
+]
+
+
+@dataclass(frozen=True)
+class ReplicaSizes:
+    """Notebook 05's sizes per mode; the defaults are full mode's (L = 16, β = 6).
+
+    Attributes:
+        L: the lattice; ``beta``: the physical coupling (rung 0).
+        ladders: independent ladders (the batch).
+        steps, thermalize: recorded and discarded replica-exchange steps.
+        heatbath: ``(chains, sweeps)`` of the plain heatbath at ``β`` (the baseline).
+        beta_low, beta_spacing: the plain β ladder runs from ``beta`` down to ``beta_low``
+            in steps of ``beta_spacing``.
+        trex_spacing: the T-REX ladder's spacing (wider: its maps carry the gap).
+        map_steps, map_layers: training steps and coupling layers of each T-REX map.
+        defect_d, defect_rungs: the defect ladder's plaquettes and rungs (``c`` from 1 to 0).
+        volume_Ls, volume_draws: the acceptance-against-volume scan (exact draws per L).
+    """
+
+    L: int = 16
+    beta: float = 6.0
+    ladders: int = 64
+    steps: int = 2000
+    thermalize: int = 200
+    heatbath: tuple[int, int] = (64, 4000)
+    beta_low: float = 3.0
+    beta_spacing: float = 0.25
+    trex_spacing: float = 0.5
+    map_steps: int = 1000
+    map_layers: int = 16
+    defect_d: int = 8
+    defect_rungs: int = 10
+    volume_Ls: tuple[int, ...] = (8, 12, 16, 24, 32)
+    volume_draws: int = 4096
+
+    def __post_init__(self):
+        checks.integer("L", self.L, low=4)
+        if self.L % 4:
+            raise ValueError(f"L must be a multiple of 4 (the flows' stripes), got {self.L}")
+        checks.real("beta", self.beta, low=0)
+        for name in ("ladders", "steps", "map_steps", "map_layers", "defect_d", "volume_draws"):
+            checks.integer(name, getattr(self, name), low=1)
+        checks.integer("thermalize", self.thermalize, low=0)
+        checks.integer("defect_rungs", self.defect_rungs, low=2)
+        _checks.chains_and_steps("heatbath", self.heatbath)
+        checks.real("beta_low", self.beta_low, low=0, high=self.beta)
+        for name in ("beta_spacing", "trex_spacing"):
+            checks.positive(name, getattr(self, name))
+        Ls = tuple(_checks.integers("volume_Ls", self.volume_Ls, low=2))
+        object.__setattr__(self, "volume_Ls", Ls)
+
+    @classmethod
+    def for_mode(cls, mode: str, **changes) -> ReplicaSizes:
+        """``"full"`` (the defaults) or ``"fast"`` (L = 8, short ladders: minutes on a CPU),
+        with ``changes`` applied on top."""
+        mode = checks.choice("mode", mode, ("fast", "full"))
+        base = cls()
+        if mode == "fast":
+            base = replace(
+                base,
+                L=8,
+                ladders=32,
+                steps=300,
+                thermalize=50,
+                heatbath=(32, 600),
+                beta_low=4.0,
+                beta_spacing=0.5,
+                trex_spacing=1.0,
+                map_steps=150,
+                map_layers=8,
+                defect_d=4,
+                defect_rungs=6,
+                volume_Ls=(8, 12, 16, 24),
+                volume_draws=2048,
+            )
+        unknown = sorted(set(changes) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"ReplicaSizes has no field {unknown[0]!r}: cannot change it")
+        return replace(base, **changes)
+
+
+def beta_ladder(beta: float, beta_low: float, spacing: float) -> list[float]:
+    """``β, β - spacing, …`` down to ``beta_low`` (included when the spacing lands on it,
+    else the last rung is the first below it)."""
+    beta = checks.real("beta", beta, low=0)
+    beta_low = checks.real("beta_low", beta_low, low=0, high=beta)
+    spacing = checks.positive("spacing", spacing)
+    n = math.ceil((beta - beta_low) / spacing - 1e-9)
+    return [beta - k * spacing for k in range(n + 1)]
+
+
+def defect_ladder(n_rungs: int) -> list[float]:
+    """The defect couplings ``c = 1, …, 0`` of ``n_rungs`` evenly spaced rungs."""
+    n_rungs = checks.integer("n_rungs", n_rungs, low=2)
+    return [1 - k / (n_rungs - 1) for k in range(n_rungs)]
+
+
+def acceptance_vs_volume(
+    beta_a: float, beta_b: float, Ls, n_draws: int = 2048, seed: int = 0
+) -> list[dict]:
+    """Plain swap acceptance between ``β_a`` and ``β_b`` against the lattice size: measured
+    ``⟨min(1, e^r)⟩`` on independent exact draws of both (with its standard error) beside
+    the erfc prediction from the exact energy variances.
+
+    Returns:
+        ``[{"L", "measured", "error", "predicted"}, ...]`` in the order of ``Ls``.
+    """
+    from ..actions import U1WilsonAction
+    from ..exact.u1 import u1_swap_acceptance
+    from ..samplers import U1Heatbath, sample_u1_exact
+
+    Ls = _checks.integers("Ls", Ls, low=2)
+    n_draws = checks.integer("n_draws", n_draws, low=2)
+    gen = torch.Generator().manual_seed(_checks.seed("seed", seed))
+    actions = [U1WilsonAction(beta_a), U1WilsonAction(beta_b)]
+    pair = ReplicaExchange(actions, [U1Heatbath(a) for a in actions])
+    rows = []
+    for L in Ls:
+        lower = sample_u1_exact(n_draws, L, beta_a, gen, dtype=torch.float64)
+        upper = sample_u1_exact(n_draws, L, beta_b, gen, dtype=torch.float64)
+        a = swap_log_ratios(pair, 0, lower, upper).exp().clamp(max=1)
+        rows.append(
+            {
+                "L": L,
+                "measured": a.mean().item(),
+                "error": a.std().item() / math.sqrt(n_draws),
+                "predicted": u1_swap_acceptance(beta_a, beta_b, L),
+            }
+        )
+    return rows
 
 
 @dataclass(frozen=True)
@@ -42,6 +189,7 @@ class LadderRun:
         round_trips: ``(B,)``, completed round trips over the whole run (thermalisation too).
         seconds: wall-clock time of the whole run.
         final: the last :class:`~lqft_lab.samplers.ReplicaExchangeState`.
+        total_steps: steps run, thermalisation included.
     """
 
     observables: dict
@@ -50,6 +198,11 @@ class LadderRun:
     round_trips: torch.Tensor
     seconds: float
     final: object
+    total_steps: int
+
+    def seconds_per_step(self) -> float:
+        """Wall-clock seconds per step of the whole ladder (every rung and swap counted)."""
+        return self.seconds / self.total_steps
 
     def acceptance(self) -> torch.Tensor:
         """Per pair, ``⟨min(1, e^r)⟩`` over the attempted swaps, ``(R - 1,)`` (the expected
@@ -66,6 +219,16 @@ class LadderRun:
         acc = self.acceptance()
         positive = torch.where(attempted, (r > 0).to(r.dtype), 0).sum(dim=(0, 2)) / n
         return torch.stack([e, acc - 2 * positive], dim=1)
+
+    def physical(self):
+        """The physical rung as a :class:`~lqft_lab.samplers.Chain` (observables ``(T, B)``;
+        ``accepted`` the step's mean swap acceptance ``⟨min(1, e^r)⟩`` over its pairs), for
+        the Γ-method and :class:`~lqft_lab.widgets.SamplingDashboard`."""
+        from ..samplers.chain import Chain
+
+        accepted = torch.nanmean(self.log_ratio.exp().clamp(max=1), dim=1)
+        observables = {k: v[:, 0] for k, v in self.observables.items()}
+        return Chain(observables=observables, accepted=accepted, final=self.final, every=1)
 
     def positions(self, walker: int = 0) -> torch.Tensor:
         """The rung of walker ``walker`` in each ladder after each step, ``(T, B)``."""
@@ -149,6 +312,7 @@ def run_ladder(
         state.round_trips,
         time.perf_counter() - t0,
         state,
+        thermalize + n_steps,
     )
 
 
@@ -279,3 +443,123 @@ class _Idle:
         raise NotImplementedError
 
     step = init
+
+
+def heatbath_ladder(actions, maps=None, translate: bool = False) -> ReplicaExchange:
+    """A :class:`~lqft_lab.samplers.ReplicaExchange` whose every rung is a
+    :class:`~lqft_lab.samplers.U1Heatbath` of its action (one overrelaxation sweep)."""
+    from ..samplers import U1Heatbath
+
+    actions = list(actions) if not isinstance(actions, (str, bytes)) else actions
+    return ReplicaExchange(actions, [U1Heatbath(a) for a in actions], maps, translate=translate)
+
+
+def pair_table(run: LadderRun, labels, predictions=None) -> str:
+    """A markdown table per pair: acceptance, the prediction (if given), and the two identity
+    gaps ``⟨e^r⟩ - 1`` and ``⟨min(1, e^r)⟩ - 2 Prob(r > 0)``.
+
+    Args:
+        run: a :class:`LadderRun`.
+        labels: one label per rung (``β`` values, ``"c = 0.5"``, ...).
+        predictions: per pair, a predicted acceptance, or ``None``.
+    """
+    if not isinstance(run, LadderRun):
+        raise checks.ArgumentKindError(f"run must be a LadderRun, got {type(run).__name__}")
+    labels = list(labels)
+    acceptance, gaps = run.acceptance().tolist(), run.identity_gaps().tolist()
+    if len(labels) != len(acceptance) + 1:
+        raise ValueError(f"labels must name the {len(acceptance) + 1} rungs, got {len(labels)}")
+    if predictions is not None and len(predictions) != len(acceptance):
+        raise ValueError(f"predictions must hold one value per pair ({len(acceptance)})")
+    lines = [
+        "| pair | acceptance | prediction | ⟨e^r⟩ − 1 | acc − 2 P(r > 0) |",
+        "|---|---|---|---|---|",
+    ]
+    for i, (a, (g1, g2)) in enumerate(zip(acceptance, gaps, strict=True)):
+        predicted = "—" if predictions is None else f"{predictions[i]:.3f}"
+        lines.append(
+            f"| {labels[i]} ↔ {labels[i + 1]} | {a:.3f} | {predicted} | {g1:+.3f} | {g2:+.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def rung_pulls(run: LadderRun, exact, observable: str = "plaquette") -> list[tuple]:
+    """Per rung ``(rung, value, error, exact, pull)`` of ``observable`` (Γ-method over the
+    recorded steps, ladders as replicas) against the exact values, one per rung."""
+    if not isinstance(run, LadderRun):
+        raise checks.ArgumentKindError(f"run must be a LadderRun, got {type(run).__name__}")
+    if observable not in run.observables:
+        raise ValueError(f"observable {observable!r} was not recorded: {sorted(run.observables)}")
+    series = run.observables[observable]
+    exact = list(exact)
+    if len(exact) != series.shape[1]:
+        raise ValueError(
+            f"exact must hold one value per rung ({series.shape[1]}), got {len(exact)}"
+        )
+    from ..analysis import gamma_method
+
+    rows = []
+    for i, x in enumerate(exact):
+        est = gamma_method(series[:, i].double().cpu().numpy(), warn=False)
+        rows.append((i, est.value, est.error, float(x), (est.value - float(x)) / est.error))
+    return rows
+
+
+def pulls_table(rows, labels, name: str = "⟨cos θ_P⟩") -> str:
+    """The rows of :func:`rung_pulls` as a markdown table, one label per rung."""
+    labels = list(labels)
+    lines = [f"| rung | {name} | exact | pull |", "|---|---|---|---|"]
+    for (_, value, error, exact, pull), label in zip(rows, labels, strict=True):
+        lines.append(f"| {label} | {value:.5f} ± {error:.5f} | {exact:.5f} | {pull:+.2f} |")
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class BillRow:
+    """One method's cost per independent measurement of ``Q`` on the physical rung.
+
+    Attributes:
+        method, rungs: its name and number of replicas (1 for a single chain).
+        acceptance: the mean swap acceptance over pairs (NaN for a single chain).
+        tau_int: τ_int of ``Q`` in steps (sweeps of every rung).
+        seconds_per_step: wall-clock time of a step, every rung and map pass counted.
+    """
+
+    method: str
+    rungs: int
+    acceptance: float
+    tau_int: float
+    seconds_per_step: float
+
+    @property
+    def cost(self) -> float:
+        """Seconds per independent ``Q``: ``2 τ_int × seconds per step``."""
+        return 2 * self.tau_int * self.seconds_per_step
+
+
+def bill_row(method: str, rungs: int, charge, seconds_per_step: float, acceptance=math.nan):
+    """A :class:`BillRow` from a ``(T, B)`` series of the physical rung's charge."""
+    from ..analysis import gamma_method
+
+    tau = gamma_method(torch.as_tensor(charge).double().cpu().numpy(), warn=False).tau_int
+    return BillRow(str(method), checks.integer("rungs", rungs, low=1), float(acceptance), tau,
+                   checks.positive("seconds_per_step", seconds_per_step))  # fmt: skip
+
+
+def bill_table(rows, baseline: str | None = None) -> str:
+    """The :class:`BillRow` s as a markdown table, with each cost's gain over ``baseline``."""
+    rows = list(rows)
+    base = next((r.cost for r in rows if r.method == baseline), None)
+    lines = [
+        "| method | rungs | mean swap acceptance | τ_int(Q) [steps] | ms per step "
+        "| s per independent Q | gain |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        gain = "—" if base is None else f"{base / r.cost:.1f}×"
+        acc = "—" if math.isnan(r.acceptance) else f"{r.acceptance:.2f}"
+        lines.append(
+            f"| {r.method} | {r.rungs} | {acc} | {r.tau_int:.1f} | {1e3 * r.seconds_per_step:.1f} "
+            f"| {r.cost:.3f} | {gain} |"
+        )
+    return "\n".join(lines)

@@ -18,9 +18,20 @@ from lqft_lab.samplers import (
     run_chain,
 )
 from lqft_lab.studies.replica_exchange import (
+    BillRow,
     LadderRun,
+    ReplicaSizes,
+    acceptance_vs_volume,
+    beta_ladder,
+    bill_row,
+    bill_table,
+    defect_ladder,
+    heatbath_ladder,
     identity_flow,
+    pair_table,
+    pulls_table,
     run_ladder,
+    rung_pulls,
     swap_log_ratios,
     train_replica_map,
 )
@@ -45,6 +56,17 @@ COVERED = {
             "identity_flow",
             "train_replica_map",
             "swap_log_ratios",
+            "ReplicaSizes",
+            "acceptance_vs_volume",
+            "beta_ladder",
+            "defect_ladder",
+            "heatbath_ladder",
+            "pair_table",
+            "rung_pulls",
+            "pulls_table",
+            "BillRow",
+            "bill_row",
+            "bill_table",
         ]
     ),
 }
@@ -128,3 +150,44 @@ def test_replica_maps_refuse_bad_input():
     rex = ReplicaExchange(ACTIONS, SAMPLERS, [flow])
     x = torch.zeros(2, 2, 4, 4, dtype=torch.float64)
     assert_finite(swap_log_ratios(rex, 0, x, x))
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("L", 6), ("ladders", 0), ("thermalize", -1), ("heatbath", (4,)), ("beta_low", 7.0),
+     ("beta_spacing", 0.0), ("defect_rungs", 1), ("volume_Ls", "8"), ("map_layers", 0)],
+)  # fmt: skip
+def test_replica_sizes_refuse_what_no_run_can_use(field, value):
+    refuses(ReplicaSizes, field, **{field: value})
+    refuses(ReplicaSizes.for_mode, field, "fast", **{field: value})
+
+
+def test_replica_helpers_refuse_bad_input_and_are_finite():
+    refuses(ReplicaSizes.for_mode, "mode", "slow")
+    refuses(ReplicaSizes.for_mode, "ladder", "fast", ladder=3)
+    refuses(beta_ladder, "beta_low", 2.0, 3.0, 0.5)
+    refuses(beta_ladder, "spacing", 2.0, 1.0, 0.0)
+    assert beta_ladder(2.0, 1.0, 0.5) == [2.0, 1.5, 1.0]
+    refuses(defect_ladder, "n_rungs", 1)
+    assert defect_ladder(3) == [1.0, 0.5, 0.0]
+    refuses(acceptance_vs_volume, "Ls", 1.0, 1.5, [1])
+    refuses(acceptance_vs_volume, "n_draws", 1.0, 1.5, [4], n_draws=1)
+    (row,) = acceptance_vs_volume(1.0, 1.5, [4], n_draws=4)
+    assert 0 <= row["measured"] <= 1 and math.isfinite(row["error"])
+    refuses(heatbath_ladder, "actions", [ACTIONS[0]])
+    rex = heatbath_ladder(ACTIONS)
+    run = run_ladder(rex, X, 6, torch.Generator().manual_seed(0), {"s": ACTIONS[0]})
+    refuses(pair_table, "run", "run", ["a", "b"])
+    refuses(pair_table, "labels", run, ["a"])
+    refuses(pair_table, "predictions", run, ["a", "b"], [0.5, 0.5])
+    assert pair_table(run, ["a", "b"], [0.5]).count("\n") == 2
+    refuses(rung_pulls, "run", None, [0.0, 0.0], "s")
+    refuses(rung_pulls, "observable", run, [0.0, 0.0], "plaquette")
+    refuses(rung_pulls, "exact", run, [0.0], "s")
+    rows = rung_pulls(run, [-8.0, -8.0], "s")
+    assert len(rows) == 2 and pulls_table(rows, ["a", "b"]).count("\n") == 3
+    refuses(bill_row, "rungs", "x", 0, torch.zeros(4, 2), 1.0)
+    refuses(bill_row, "seconds_per_step", "x", 1, torch.zeros(4, 2), 0.0)
+    row = bill_row("x", 2, torch.randn(40, 2, generator=torch.Generator().manual_seed(0)), 0.1)
+    assert isinstance(row, BillRow) and row.cost > 0
+    assert "| x | 2 | — |" in bill_table([row], baseline="x")
