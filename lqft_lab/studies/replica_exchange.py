@@ -110,7 +110,7 @@ class ReplicaSizes:
                 steps=300,
                 thermalize=50,
                 heatbath=(32, 600),
-                beta_low=4.0,
+                beta_low=3.0,
                 beta_spacing=0.5,
                 trex_spacing=1.0,
                 map_steps=150,
