@@ -2,7 +2,7 @@
 
 :class:`ReplicaExplorer` builds the ladder ``β, β - spacing, …`` (``n_rungs`` rungs, the
 physical coupling first) on an ``L × L`` torus and, pair by pair, measures the swap
-acceptance ``⟨min(1, e^r)⟩`` on ``n_draws`` independent exact draws of both rungs
+acceptance ``⟨min(1, e^r)⟩`` on ``n_steps`` independent exact draws of both rungs
 (:func:`~lqft_lab.samplers.sample_u1_exact`, float64, from
 ``torch.Generator().manual_seed(seed)``), beside the erfc prediction from the exact energy
 variances (:func:`~lqft_lab.exact.u1.u1_swap_acceptance`). With ``maps = "on"`` it first
@@ -39,12 +39,12 @@ class ReplicaExplorer(Explorer):
     """Swap acceptance per pair of a β ladder, plain and with trained maps, on exact draws.
 
     Knobs: ``beta`` (the physical rung), ``L`` (a multiple of 4, 4 to 32), ``n_rungs``
-    (2 to 16), ``spacing`` (``Δβ`` between rungs; the ladder must stay at ``β >= 0``) and
-    ``maps`` (``"off"`` or ``"on"``). The defaults (β = 6, L = 8, five rungs 0.5 apart, maps
-    off) take about a second; each map adds a few seconds.
+    (2 to 16), ``spacing`` (``Δβ`` between rungs; the ladder must stay at ``β >= 0``),
+    ``maps`` (``"off"`` or ``"on"``) and ``n_steps`` (the exact draws of each rung per
+    pair). The defaults (β = 6, L = 8, five rungs 0.5 apart, maps off, 512 draws) take about
+    a second; each map adds a few seconds.
 
     Args:
-        n_draws: exact draws of each rung per pair.
         map_steps, map_layers: the T-REX maps' training steps and coupling layers.
         seed: seeds the draws and the maps.
         **kwargs: passed to :class:`~lqft_lab.widgets.explore.Explorer`.
@@ -60,19 +60,18 @@ class ReplicaExplorer(Explorer):
         "n_rungs": Field("rungs", int, 5, low=2, high=16),
         "spacing": Field("Δβ between rungs", float, 0.5, low=0.01, high=10.0),
         "maps": Field("T-REX maps", str, "off", choices=("off", "on")),
+        "n_steps": Field("sampling steps (exact draws per rung)", int, 512, low=2, high=16384),
     }
     figsize = (9.0, 3.4)
 
     def __init__(
         self,
         *,
-        n_draws: int = 512,
         map_steps: int = 60,
         map_layers: int = 8,
         seed: int = 0,
         **kwargs,
     ):
-        self.n_draws = checks.integer("n_draws", n_draws, low=2)
         self.map_steps = checks.integer("map_steps", map_steps, low=1)
         self.map_layers = checks.integer("map_layers", map_layers, low=1)
         self.seed = checks.integer("seed", seed, low=0, high=2**62)
@@ -95,7 +94,7 @@ class ReplicaExplorer(Explorer):
         from ..samplers.replica_exchange import ReplicaExchange
         from ..studies.replica_exchange import identity_flow, swap_log_ratios, train_replica_map
 
-        L, maps = params["L"], params["maps"] == "on"
+        L, maps, n = params["L"], params["maps"] == "on", params["n_steps"]
         betas = [params["beta"] - k * params["spacing"] for k in range(params["n_rungs"])]
         n_pairs = len(betas) - 1
         state = {
@@ -114,12 +113,12 @@ class ReplicaExplorer(Explorer):
             if stopped():
                 return
             a, b = U1WilsonAction(betas[i]), U1WilsonAction(betas[i + 1])
-            lower = sample_u1_exact(self.n_draws, L, betas[i], generator, dtype=torch.float64)
-            upper = sample_u1_exact(self.n_draws, L, betas[i + 1], generator, dtype=torch.float64)
+            lower = sample_u1_exact(n, L, betas[i], generator, dtype=torch.float64)
+            upper = sample_u1_exact(n, L, betas[i + 1], generator, dtype=torch.float64)
             plain = swap_log_ratios(ReplicaExchange([a, b], [_Idle(), _Idle()]), 0, lower, upper)
             accept = plain.exp().clamp(max=1)
             state["plain"][i] = accept.mean().item()
-            state["plain_err"][i] = accept.std().item() / math.sqrt(self.n_draws)
+            state["plain_err"][i] = accept.std().item() / math.sqrt(n)
             if maps:
                 flow = identity_flow(L, n_layers=self.map_layers, seed=self.seed + i)
                 beta_i = betas[i]
