@@ -18,8 +18,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_plain_acceptance_is_that_of_the_documented_draws():
-    explorer = ReplicaExplorer(headless=True, n_draws=256, seed=4)
-    state = explorer.run(beta=5.0, L=8, n_rungs=3, spacing=0.5)
+    explorer = ReplicaExplorer(headless=True, seed=4)
+    state = explorer.run(beta=5.0, L=8, n_rungs=3, spacing=0.5, n_steps=256)
     assert explorer.status == "done" and state["betas"] == [5.0, 4.5, 4.0]
     gen = torch.Generator().manual_seed(4)
     for i in range(2):
@@ -36,8 +36,8 @@ def test_plain_acceptance_is_that_of_the_documented_draws():
 
 
 def test_maps_raise_the_acceptance_and_bad_ladders_are_refused():
-    explorer = ReplicaExplorer(headless=True, n_draws=256, map_steps=60, seed=5)
-    state = explorer.run(beta=5.0, L=8, n_rungs=2, spacing=1.0, maps="on")
+    explorer = ReplicaExplorer(headless=True, map_steps=60, seed=5)
+    state = explorer.run(beta=5.0, L=8, n_rungs=2, spacing=1.0, maps="on", n_steps=256)
     assert state["mapped"][0] > state["plain"][0] + 0.1, state
     with pytest.raises(ValueError, match="below β = 0"):
         explorer.run(beta=1.0, n_rungs=4, spacing=0.5)
