@@ -113,7 +113,7 @@ class ReplicaSizes:
                 beta_low=3.0,
                 beta_spacing=0.5,
                 trex_spacing=1.0,
-                map_steps=150,
+                map_steps=100,
                 map_layers=8,
                 defect_d=4,
                 defect_rungs=6,
