@@ -75,6 +75,7 @@ from .replica_exchange import (
     ReplicaExchange,
     ReplicaExchangeInfo,
     ReplicaExchangeState,
+    swap_log_ratio,
 )
 from .u1_exact import sample_u1_exact, u1_links_from_plaquettes
 
@@ -128,4 +129,5 @@ __all__ = [
     "ReplicaExchangeState",
     "ReplicaExchangeInfo",
     "IdentityMap",
+    "swap_log_ratio",
 ]

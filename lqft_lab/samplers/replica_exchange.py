@@ -46,7 +46,13 @@ import torch
 from .. import checks
 from .base import _accept
 
-__all__ = ["IdentityMap", "ReplicaExchange", "ReplicaExchangeState", "ReplicaExchangeInfo"]
+__all__ = [
+    "IdentityMap",
+    "ReplicaExchange",
+    "ReplicaExchangeState",
+    "ReplicaExchangeInfo",
+    "swap_log_ratio",
+]
 
 
 class IdentityMap:
@@ -209,13 +215,9 @@ class ReplicaExchange:
 
     def log_ratio(self, i: int, lower: torch.Tensor, upper: torch.Tensor) -> tuple:
         """``r`` of swapping ``lower`` (rung ``i``) and ``upper`` (rung ``i + 1``), with the
-        proposed pair ``(f_i^{-1} upper, f_i lower)``: ``(r, new_lower, new_upper)``."""
-        f = self.maps[i]
-        new_upper, logJ = f.forward(lower)
-        new_lower, logJ_inv = f.reverse(upper)
-        S_i, S_j = self.actions[i], self.actions[i + 1]
-        r = (S_i(lower) - S_j(new_upper) + logJ) + (S_j(upper) - S_i(new_lower) + logJ_inv)
-        return r, new_lower, new_upper
+        proposed pair ``(f_i^{-1} upper, f_i lower)``: ``(r, new_lower, new_upper)``
+        (:func:`swap_log_ratio` with this pair's actions and map)."""
+        return swap_log_ratio(self.actions[i], self.actions[i + 1], lower, upper, self.maps[i])
 
     def step(self, state: ReplicaExchangeState, generator: torch.Generator | None = None):
         """Update every rung with its sampler, then swap the pairs of this step's parity."""
@@ -264,6 +266,18 @@ class ReplicaExchange:
         )
         info = ReplicaExchangeInfo(accepted, attempted, swap, log_ratio, torch.stack(rung_acc))
         return new_state, info
+
+
+def swap_log_ratio(source, target, lower: torch.Tensor, upper: torch.Tensor, map=None) -> tuple:
+    """The swap of ``lower`` (a configuration of ``source``) with ``upper`` (of ``target``)
+    through ``map`` (``None``: the identity): ``(r, f^{-1}(upper), f(lower))`` with ``r`` of
+    the module docstring, ``(B,)``. No sampler is needed: what a swap of independent draws
+    would accept is ``min(1, e^r)``."""
+    f = IdentityMap() if map is None else map
+    new_upper, logJ = f.forward(lower)
+    new_lower, logJ_inv = f.reverse(upper)
+    r = (source(lower) - target(new_upper) + logJ) + (target(upper) - source(new_lower) + logJ_inv)
+    return r, new_lower, new_upper
 
 
 def _walk(walker: torch.Tensor, last_end: torch.Tensor, round_trips: torch.Tensor):

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import torch
 
 from .. import checks
 from ..flows import build_u1_flow
-from ..samplers.replica_exchange import ReplicaExchange
+from ..samplers.replica_exchange import ReplicaExchange, swap_log_ratio
 from . import _checks
 
 __all__ = [
@@ -154,18 +154,18 @@ def acceptance_vs_volume(
     """
     from ..actions import U1WilsonAction
     from ..exact.u1 import u1_swap_acceptance
-    from ..samplers import U1Heatbath, sample_u1_exact
+    from ..samplers import sample_u1_exact
 
     Ls = _checks.integers("Ls", Ls, low=2)
     n_draws = checks.integer("n_draws", n_draws, low=2)
     gen = torch.Generator().manual_seed(_checks.seed("seed", seed))
     actions = [U1WilsonAction(beta_a), U1WilsonAction(beta_b)]
-    pair = ReplicaExchange(actions, [U1Heatbath(a) for a in actions])
     rows = []
     for L in Ls:
         lower = sample_u1_exact(n_draws, L, beta_a, gen, dtype=torch.float64)
         upper = sample_u1_exact(n_draws, L, beta_b, gen, dtype=torch.float64)
-        a = swap_log_ratios(pair, 0, lower, upper).exp().clamp(max=1)
+        with torch.no_grad():
+            a = swap_log_ratio(*actions, lower, upper)[0].exp().clamp(max=1)
         rows.append(
             {
                 "L": L,
@@ -400,7 +400,6 @@ def train_replica_map(
     optimizer = torch.optim.Adam(params, lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, n_steps, eta_min=lr / 100)
     generator = torch.Generator().manual_seed(seed)
-    pair = ReplicaExchange([source, target], [_Idle(), _Idle()], [flow])
     steps = range(1, n_steps + 1)
     if progress:
         from tqdm.auto import tqdm
@@ -421,7 +420,9 @@ def train_replica_map(
         if step % log_every == 0 or step == n_steps:
             acceptance = math.nan
             if draw_target is not None:
-                r = swap_log_ratios(pair, 0, x.detach(), draw_target(batch_size, generator))
+                with torch.no_grad():
+                    upper = draw_target(batch_size, generator)
+                    r = swap_log_ratio(source, target, x.detach(), upper, flow)[0]
                 acceptance = r.exp().clamp(max=1).mean().item()
             entry = {
                 "step": step,
@@ -436,21 +437,13 @@ def train_replica_map(
     return history
 
 
-class _Idle:
-    """A placeholder rung sampler (``train_replica_map`` only evaluates swap ratios)."""
-
-    def init(self, x, generator=None):  # pragma: no cover - never stepped
-        raise NotImplementedError
-
-    step = init
-
-
 def heatbath_ladder(actions, maps=None, translate: bool = False) -> ReplicaExchange:
     """A :class:`~lqft_lab.samplers.ReplicaExchange` whose every rung is a
     :class:`~lqft_lab.samplers.U1Heatbath` of its action (one overrelaxation sweep)."""
     from ..samplers import U1Heatbath
 
-    actions = list(actions) if not isinstance(actions, (str, bytes)) else actions
+    if isinstance(actions, (str, bytes)) or not isinstance(actions, Sequence):
+        raise checks.ArgumentKindError(f"actions must be a sequence, got {actions!r:.80}")
     return ReplicaExchange(actions, [U1Heatbath(a) for a in actions], maps, translate=translate)
 
 

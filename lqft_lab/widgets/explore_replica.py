@@ -91,8 +91,8 @@ class ReplicaExplorer(Explorer):
 
     def work(self, params, report, stopped) -> None:
         """Pair by pair: exact draws of both rungs, plain swaps, and a trained map's."""
-        from ..samplers.replica_exchange import ReplicaExchange
-        from ..studies.replica_exchange import identity_flow, swap_log_ratios, train_replica_map
+        from ..samplers.replica_exchange import swap_log_ratio
+        from ..studies.replica_exchange import identity_flow, train_replica_map
 
         L, maps, n = params["L"], params["maps"] == "on", params["n_steps"]
         betas = [params["beta"] - k * params["spacing"] for k in range(params["n_rungs"])]
@@ -115,7 +115,8 @@ class ReplicaExplorer(Explorer):
             a, b = U1WilsonAction(betas[i]), U1WilsonAction(betas[i + 1])
             lower = sample_u1_exact(n, L, betas[i], generator, dtype=torch.float64)
             upper = sample_u1_exact(n, L, betas[i + 1], generator, dtype=torch.float64)
-            plain = swap_log_ratios(ReplicaExchange([a, b], [_Idle(), _Idle()]), 0, lower, upper)
+            with torch.no_grad():
+                plain = swap_log_ratio(a, b, lower, upper)[0]
             accept = plain.exp().clamp(max=1)
             state["plain"][i] = accept.mean().item()
             state["plain_err"][i] = accept.std().item() / math.sqrt(n)
@@ -133,8 +134,8 @@ class ReplicaExplorer(Explorer):
                     lr=3e-3,
                     seed=self.seed + i,
                 )
-                pair = ReplicaExchange([a, b], [_Idle(), _Idle()], [flow])
-                mapped = swap_log_ratios(pair, 0, lower, upper)
+                with torch.no_grad():
+                    mapped = swap_log_ratio(a, b, lower, upper, flow)[0]
                 state["mapped"][i] = mapped.exp().clamp(max=1).mean().item()
             state["detail"] = f"pair {i + 1} / {n_pairs}"
             report({k: (list(v) if isinstance(v, list) else v) for k, v in state.items()})
@@ -155,12 +156,3 @@ class ReplicaExplorer(Explorer):
         ax.set(ylim=(0, 1.05), xlabel="pair (β)", ylabel="swap acceptance",
                title=f"L = {state['L']}, {len(betas)} rungs")  # fmt: skip
         ax.legend(fontsize="small", loc="lower left")
-
-
-class _Idle:
-    """Swap ratios need no rung samplers."""
-
-    def init(self, x, generator=None):  # pragma: no cover - never stepped
-        raise NotImplementedError
-
-    step = init

@@ -16,6 +16,7 @@ from lqft_lab.samplers import (
     ReplicaExchangeState,
     U1Heatbath,
     run_chain,
+    swap_log_ratio,
 )
 from lqft_lab.studies.replica_exchange import (
     BillRow,
@@ -46,6 +47,7 @@ COVERED = {
             "ReplicaExchangeState",
             "ReplicaExchangeInfo",
             "IdentityMap",
+            "swap_log_ratio",
         ]
     ),
     *(
@@ -150,6 +152,9 @@ def test_replica_maps_refuse_bad_input():
     rex = ReplicaExchange(ACTIONS, SAMPLERS, [flow])
     x = torch.zeros(2, 2, 4, 4, dtype=torch.float64)
     assert_finite(swap_log_ratios(rex, 0, x, x))
+    r, lower, upper = swap_log_ratio(*ACTIONS, x, x, flow)
+    torch.testing.assert_close(r, swap_log_ratios(rex, 0, x, x))
+    assert_finite((lower.detach(), upper.detach()))
 
 
 @pytest.mark.parametrize(

@@ -23,11 +23,11 @@ from ... import checks
 from ...actions import PseudofermionAction, SchwingerAction
 from ...analysis import ess
 from ...flows.pseudofermion import PseudofermionFlow
-from ...io import load_checkpoint, pretrained_path
 from ...samplers.flow_mcmc import independence_metropolis
 from ...samplers.joint_pseudofermion import joint_action
 from .. import _checks
 from ..u1.training import ShippedFlow
+from .training import load_shipped
 
 
 def train_pseudofermion_flow(
@@ -198,12 +198,7 @@ def shipped_pseudofermion_flow(
     L = checks.integer("L", L, low=2)
     device = _checks.device("device", device)
     name = f"pseudofermion_L{L}_b{action.beta:g}_k{action.kappa:g}" + ("_eo" if even_odd else "")
-    try:
-        path = pretrained_path(name)
-    except FileNotFoundError:
-        return None
-    model, meta = load_checkpoint(path, action=action, device=device)
-    return ShippedFlow(name, model.double(), meta)
+    return load_shipped(name, action, device)
 
 
 def plot_parallel_transport(ax=None, L: int = 4):

@@ -132,7 +132,12 @@ def shipped_schwinger_flow(
     action = SchwingerAction(beta, kappa)  # checks beta and kappa, naming them
     L = checks.integer("L", L, low=1)
     device = _checks.device("device", device)
-    name = f"schwinger_L{L}_b{action.beta:g}_k{action.kappa:g}"
+    return load_shipped(f"schwinger_L{L}_b{action.beta:g}_k{action.kappa:g}", action, device)
+
+
+def load_shipped(name: str, action, device: torch.device) -> ShippedFlow | None:
+    """``data/models/<name>`` checked against ``action``, float64 on ``device``, or ``None``
+    when no such model ships (the shipped Schwinger and pseudofermion flows)."""
     try:
         path = pretrained_path(name)
     except FileNotFoundError:
