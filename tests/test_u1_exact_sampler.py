@@ -1,5 +1,6 @@
 """Exact independent draws of 2D U(1): the tree construction, and the draws against the
-character expansion (plaquette, χ_t and the whole charge distribution)."""
+character expansion (plaquette, χ_t and the whole charge distribution), on the periodic torus
+and on the torus with a defect."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import pytest
 import torch
 from scipy import stats
 
-from lqft_lab.actions import plaquette_angles, wrap_angle
+from lqft_lab.actions import U1DefectAction, plaquette_angles, wrap_angle
 from lqft_lab.exact import u1_charge_distribution, u1_plaquette, u1_topological_susceptibility
+from lqft_lab.exact.u1 import u1_defect_references
 from lqft_lab.observables import topological_charge
 from lqft_lab.samplers import sample_u1_exact, u1_links_from_plaquettes
 
@@ -96,3 +98,53 @@ def test_bad_input(args, error, message):
         sample_u1_exact(*args)
     with pytest.raises(ValueError, match="polyakov"):
         u1_links_from_plaquettes(torch.zeros(2, 4, 4), torch.zeros(3, 2))
+
+
+@pytest.mark.parametrize("c, d", [(0.0, 4), (0.4, 3), (1.0, 8)])
+def test_defect_draws_reproduce_the_defect_torus(c, d):
+    # Plaquettes on and off the defect, and χ_t, against the character expansion of the torus
+    # whose d defect plaquettes carry coupling cβ (U1DefectAction's weights).
+    L, beta, n = 8, 6.0, 20_000
+    w = U1DefectAction(beta, c, d).plaquette_weights(L, L)
+    theta = sample_u1_exact(n, L, beta, torch.Generator().manual_seed(5), weights=w,
+                            dtype=torch.float64)  # fmt: skip
+    exact = u1_defect_references(beta, c, d, L)
+    cos = torch.cos(plaquette_angles(theta))
+    on = torch.zeros(L, L, dtype=torch.bool)
+    on[0, :d] = True  # where U1DefectAction puts the defect
+    checks = [
+        (cos[:, ~on].mean(dim=1), exact.plaquette_bulk),
+        (cos[:, on].mean(dim=1), exact.plaquette_defect),
+        (topological_charge(theta) ** 2 / L**2, exact.chi_t),
+    ]
+    for values, reference in checks:
+        err = values.std().item() / math.sqrt(n)
+        assert abs(values.mean().item() - reference) < 4 * err, (values.mean(), reference, err)
+
+
+def test_defect_draws_at_c_zero_change_the_charge_more_often():
+    # The point of the defect: cutting the torus open spreads P(Q). χ_t at c = 0 exceeds the
+    # periodic torus's by far more than the errors.
+    L, beta, n = 8, 6.0, 8000
+    gen = torch.Generator().manual_seed(6)
+    open_ = sample_u1_exact(
+        n, L, beta, gen, weights=U1DefectAction(beta, 0.0, 8).plaquette_weights(L, L)
+    )
+    periodic = sample_u1_exact(n, L, beta, gen)
+    q_open = topological_charge(open_).round().abs().gt(0).double().mean().item()
+    q_periodic = topological_charge(periodic).round().abs().gt(0).double().mean().item()
+    assert q_open > q_periodic + 5 * math.sqrt(q_open * (1 - q_open) / n), (q_open, q_periodic)
+
+
+@pytest.mark.parametrize(
+    "weights, error, message",
+    [
+        (torch.ones(4, 5), ValueError, "weights"),
+        (-torch.ones(4, 4), ValueError, "weights"),
+        (torch.full((4, 4), float("nan")), ValueError, "weights"),
+        ([[1.0] * 4] * 4, TypeError, "weights"),
+    ],
+)
+def test_bad_weights(weights, error, message):
+    with pytest.raises(error, match=message):
+        sample_u1_exact(2, 4, 1.0, weights=weights)

@@ -92,16 +92,27 @@ def sample_u1_exact(
     beta: float,
     generator: torch.Generator | None = None,
     *,
+    weights: torch.Tensor | None = None,
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
-    """``batch_size`` independent exact draws of ``p ∝ exp(β Σ_P cos θ_P)`` (module docstring).
+    """``batch_size`` independent exact draws of ``p ∝ exp(β Σ_P w_P cos θ_P)`` (module
+    docstring).
+
+    With ``weights`` the plaquettes carry their own couplings ``β w_P``, e.g. the defect
+    torus of parallel tempering on boundary conditions
+    (:meth:`U1DefectAction.plaquette_weights <lqft_lab.actions.U1DefectAction.plaquette_weights>`):
+    the construction is unchanged, since the Haar measure still maps onto independent
+    plaquettes and Polyakov loops; each free plaquette is von Mises at its own coupling and
+    the last one, ``(L0 - 1, L1 - 1)``, is kept with probability
+    ``exp(β w (cos θ_V - 1))``.
 
     Args:
         batch_size: number of configurations.
         L: lattice extent, or ``(L0, L1)``.
         beta: coupling ``β >= 0``.
         generator: random source, on ``device``.
+        weights: ``(L0, L1)`` relative couplings ``w_P >= 0`` (finite); ``None``: all 1.
         dtype, device: of the returned links (the draws are made in float64).
 
     Returns:
@@ -117,7 +128,8 @@ def sample_u1_exact(
         ValueError: for ``batch_size < 1``, extents below 2 or more than two of them,
             ``beta < 0`` or not finite, a ``dtype`` other than float32/float64 (integer angles
             would be truncated; half precision is refused everywhere), a device that is not
-            here, a generator on another device.
+            here, a generator on another device, ``weights`` of another shape, negative or
+            not finite.
     """
     batch_size = checks.integer("batch_size", batch_size, low=1)
     shape = lattice_shape(L, dim=2, name="L")
@@ -129,14 +141,22 @@ def sample_u1_exact(
     checks.random_generator("generator", generator, device)
     V = shape[0] * shape[1]
     f64 = dict(dtype=torch.float64, device=device)
+    if weights is None:
+        couplings = torch.full((V,), beta, **f64)
+    else:
+        checks.tensor("weights", weights, shape=shape)
+        weights = weights.detach().to(**f64)
+        if not bool(torch.isfinite(weights).all()) or bool((weights < 0).any()):
+            raise ValueError("weights must be finite and >= 0 (relative plaquette couplings)")
+        couplings = beta * weights.flatten()
     plaquettes = torch.empty(batch_size, V, **f64)
     pending = torch.arange(batch_size, device=device)
-    while len(pending):  # rejection rounds; each keeps at least ~1/sqrt(2πβ) of the draws
+    while len(pending):  # rejection rounds; each keeps at least ~1/sqrt(2πβ_last) of the draws
         n = len(pending)
-        free = sample_von_mises(torch.full((n, V - 1), beta, **f64), generator=generator)
+        free = sample_von_mises(couplings[:-1].expand(n, V - 1), generator=generator)
         last = wrap_angle(-free.sum(dim=1))
         u = torch.rand(n, generator=generator, **f64)
-        keep = u < torch.exp(beta * (torch.cos(last) - 1))
+        keep = u < torch.exp(couplings[-1] * (torch.cos(last) - 1))
         plaquettes[pending[keep]] = torch.cat([free, last[:, None]], dim=1)[keep]
         pending = pending[~keep]
     polyakov = (2 * torch.rand(batch_size, 2, generator=generator, **f64) - 1) * math.pi
