@@ -17,6 +17,8 @@ from lqft_lab.flows import (
     NCPKernel,
     U1FlowConfig,
     UniformAnglePrior,
+    WithContext,
+    add_context,
     add_line_rotations,
     add_loops_2x1,
     build_u1_flow,
@@ -707,3 +709,104 @@ def test_line_rotation_wrong_input_is_a_clear_error():
     wrong = LineRotationCoupling(NCPKernel(2), ConvNet(6, 3, dim=1), (L, L), 0, 0)
     with pytest.raises(ValueError, match="conditioner"):
         wrong(torch.zeros(2, 2, L, L))
+
+
+# --- a context: conditioners that know where they are ------------------------------------------
+
+
+def _defect_context(size=8, d=3):
+    context = torch.zeros(1, size, size, dtype=torch.float64)
+    context[0, 0, :d] = 1.0
+    return context
+
+
+def test_add_context_keeps_the_map_then_breaks_translations_but_not_gauge_symmetry():
+    plain = _randomised(build_u1_flow(8, n_layers=8, hidden=(8,), seed=4)).double()
+    model = add_context(plain, _defect_context())
+    z = _links(3, size=8, seed=15)
+    x, logJ = plain.flow(z)
+    x2, logJ2 = model.flow(z)
+    assert _mod2pi_err(x2, x) < 1e-12 and torch.allclose(logJ2, logJ, atol=1e-12, rtol=0)
+    # the context channel starts at zero weight but trains
+    logJ2.sum().backward()
+    first = model.flow.layers[0].conditioner.net[0].weight
+    assert first.shape[1] == 3 and first.grad[:, 2:].abs().sum() > 0
+    model.zero_grad()
+    with torch.no_grad():
+        for layer in model.flow.layers:
+            layer.conditioner.net[0].weight[:, 2:].normal_(0, 0.3)
+    x, logJ = model.flow(z)
+    # gauge equivariance and invertibility hold with the context
+    gen = torch.Generator().manual_seed(16)
+    alpha = TWO_PI * torch.rand(3, 8, 8, generator=gen, dtype=torch.float64)
+    x_g, logJ_g = model.flow(gauge_transform(z, alpha))
+    assert _mod2pi_err(x_g, gauge_transform(x, alpha)) < 1e-10
+    assert torch.allclose(logJ_g, logJ, atol=1e-10, rtol=0)
+    back, logJ_inv = model.flow.reverse(x)
+    assert _mod2pi_err(back, z) < 1e-10 and torch.allclose(logJ + logJ_inv, 0 * logJ, atol=1e-10)
+    # translations by a full mask period commute with the plain flow, not with this one
+    shifted = torch.roll(z, shifts=(4, 4), dims=(2, 3))
+    x_plain = plain.flow(z)[0]
+    assert _mod2pi_err(plain.flow(shifted)[0], torch.roll(x_plain, (4, 4), (2, 3))) < 1e-10
+    assert _mod2pi_err(model.flow(shifted)[0], torch.roll(x, (4, 4), (2, 3))) > 1e-3
+
+
+def test_add_context_logJ_matches_autograd_jacobian():
+    model = add_context(_randomised(build_u1_flow(L, n_layers=8, hidden=(4,), seed=5)).double(),
+                        _defect_context(L, 2))  # fmt: skip
+    with torch.no_grad():
+        for layer in model.flow.layers:
+            layer.conditioner.net[0].weight[:, 2:].normal_(0, 0.3)
+    z = _links(1, seed=17)
+    _, logJ = model.flow(z)
+    n = z[0].numel()
+    jac = torch.autograd.functional.jacobian(
+        lambda v: model.flow(v.view(1, 2, L, L))[0].flatten(), z[0]
+    )
+    assert math.isclose(torch.linalg.slogdet(jac.reshape(n, n))[1].item(), logJ.item(),
+                        rel_tol=0, abs_tol=1e-10)  # fmt: skip
+
+
+def test_bad_context_is_a_clear_error():
+    model = build_u1_flow(8, n_layers=2, hidden=(4,), seed=0)
+    with pytest.raises(ValueError, match=r"context must be \(C, 8, 8\)"):
+        add_context(model, torch.zeros(1, 4, 4))
+    with pytest.raises(ValueError, match="context"):
+        add_context(model, torch.zeros(8, 8))
+    with pytest.raises(TypeError, match="context"):
+        add_context(model, [[0.0]])
+    with pytest.raises(ValueError, match="already"):
+        add_context(add_context(model, torch.zeros(1, 8, 8)), torch.zeros(1, 8, 8))
+    with pytest.raises(ValueError, match="build_u1_flow"):
+        add_context(torch.nn.Linear(2, 2), torch.zeros(1, 8, 8))
+    with pytest.raises(ValueError, match="lattice"):
+        WithContext(ConvNet(3, 1), torch.zeros(1, 8, 8))(torch.zeros(2, 2, 4, 4))
+
+
+# --- the NCP inverse's root finder ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("max_newton", [40, 2])
+def test_newton_root_finder_agrees_with_bisection_on_sharp_maps(dtype, max_newton):
+    # Mixtures of projections with s from 1e-4 to 1e4 (maps far sharper than trained flows
+    # reach): safeguarded Newton lands on bisection's root to a few ulps of π, also when the
+    # Newton budget runs out and bisection of the bracket finishes the job (max_newton = 2).
+    from lqft_lab.flows.u1.kernels import _bisect, _newton_bisect
+
+    gen = torch.Generator().manual_seed(21)
+    kernel = NCPKernel(3, rotation=False)
+    n = 4096
+    params = torch.randn(n, kernel.n_params, generator=gen, dtype=torch.float64) * 4
+    params[:, :3] = torch.empty(n, 3, dtype=torch.float64).uniform_(-9.2, 9.2, generator=gen)
+    s, w, _ = kernel._unpack(params.to(dtype))
+    target = (2 * math.pi * torch.rand(n, generator=gen, dtype=torch.float64) - math.pi).to(dtype)
+    f = lambda v: kernel._mixture(v, s, w)  # noqa: E731
+    x_newton = _newton_bisect(f, target, max_newton=max_newton)
+    x_bisect = _bisect(lambda v: f(v)[0], target)
+    # Precision is relative to the slope: where h' is tiny a whole range of x rounds to the
+    # same h, where it is large a one-ulp step in x moves h by h' ulps.
+    ulp = torch.finfo(dtype).eps * math.pi
+    h, dh = f(x_newton)
+    assert ((h - target).abs() <= 8 * ulp * (1 + dh)).all()
+    assert ((x_newton - x_bisect).abs() <= 8 * ulp * (1 + 1 / dh)).all()

@@ -8,7 +8,7 @@
 
 from .base import Flow, FlowModel
 from .coupling import AffineCoupling
-from .nets import ConvNet, PeriodicConv1d, PeriodicConv2d, periodic_pad
+from .nets import ConvNet, PeriodicConv1d, PeriodicConv2d, WithContext, periodic_pad
 from .priors import (
     HaarLinkPrior,
     HaarPrior,
@@ -48,6 +48,7 @@ from .u1 import (
     NCPKernel,
     U1FlowConfig,
     U1Masks,
+    add_context,
     add_line_rotations,
     add_loops_2x1,
     build_u1_flow,
@@ -62,6 +63,7 @@ __all__ = [
     "ConvNet",
     "PeriodicConv1d",
     "PeriodicConv2d",
+    "WithContext",
     "periodic_pad",
     "NormalPrior",
     "SpectralNormalPrior",
@@ -81,6 +83,7 @@ __all__ = [
     "add_loops_2x1",
     "LineRotationCoupling",
     "add_line_rotations",
+    "add_context",
     "HaarPrior",
     "HaarLinkPrior",
     "IntervalSplineKernel",

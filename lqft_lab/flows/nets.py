@@ -1,4 +1,6 @@
-"""Small translation-equivariant networks used inside coupling layers."""
+"""Small translation-equivariant networks used inside coupling layers, and
+:class:`WithContext`, which hands one fixed position-dependent input to such a net (and so
+breaks its translation symmetry on purpose)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from .. import checks
 from . import _args
 from .base import layer_checks_suspended
 
-__all__ = ["ConvNet", "PeriodicConv1d", "PeriodicConv2d", "periodic_pad"]
+__all__ = ["ConvNet", "PeriodicConv1d", "PeriodicConv2d", "WithContext", "periodic_pad"]
 
 
 def periodic_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
@@ -125,6 +127,43 @@ class ConvNet(nn.Sequential):
             elif final_tanh:
                 layers.append(nn.Tanh())
         super().__init__(*layers)
+
+
+class WithContext(nn.Module):
+    """A conditioner that also sees fixed channels: ``net(cat([x, context]))``.
+
+    The context is a buffer ``(C, L0, L1)``, the same for every sample (it follows the
+    module's device and dtype). It tells a translation-equivariant net *where* it is, e.g.
+    on which plaquettes a defect sits (:func:`~lqft_lab.flows.u1.add_context`). A context
+    built from gauge-invariant quantities keeps a gauge-equivariant coupling equivariant.
+
+    Args:
+        net: a module taking ``(B, C_in + C, L0, L1)``.
+        context: ``(C, L0, L1)``, finite floating point.
+
+    Raises:
+        TypeError: ``net`` is not a module, ``context`` not a tensor.
+        ValueError: ``context`` is not finite ``(C, L0, L1)``; at call time, an input whose
+            lattice is not the context's.
+    """
+
+    def __init__(self, net: nn.Module, context: torch.Tensor):
+        super().__init__()
+        if not isinstance(net, nn.Module):
+            raise checks.ArgumentKindError(f"net must be a torch.nn.Module, got {net!r:.80}")
+        checks.tensor("context", context, ndim=3)
+        self.net = net
+        self.register_buffer("context", context.detach().clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C_in, L0, L1) -> net``'s output, with the context appended as channels."""
+        if x.shape[2:] != self.context.shape[1:]:
+            raise ValueError(
+                f"input lattice {tuple(x.shape[2:])} is not the context's "
+                f"{tuple(self.context.shape[1:])}"
+            )
+        context = self.context.to(x.dtype).expand(x.shape[0], *self.context.shape)
+        return self.net(torch.cat([x, context], dim=1))
 
 
 def _conv_args(in_channels, out_channels, kernel_size) -> tuple[int, int, int]:

@@ -43,6 +43,8 @@ from lqft_lab.flows import (
     U1FlowConfig,
     U1Masks,
     UniformAnglePrior,
+    WithContext,
+    add_context,
     add_line_rotations,
     add_loops_2x1,
     build_real_nvp,
@@ -527,6 +529,15 @@ def test_upgrades_refuse_other_models_and_keep_the_map():
         x0, logJ0 = u1_flow().flow(z)
         assert torch.allclose(logJ, logJ0, atol=1e-4)
     assert transfer_real_nvp(real_nvp(), 6).lattice_shape == (6, 6)
+    context = torch.zeros(1, L, L)
+    refuses(add_context, "model", real_nvp(), context)
+    refuses(add_context, "context", u1_flow(), torch.zeros(1, L + 1, L))
+    refuses(add_context, "context", u1_flow(), torch.full((1, L, L), float("nan")))
+    refuses(add_context, "context", u1_flow(), "defect")
+    x, logJ = add_context(u1_flow(), context).flow(z)
+    assert torch.allclose(logJ, u1_flow().flow(z)[1], atol=1e-4)
+    refuses(WithContext, "net", "conv", context)
+    refuses(WithContext, "context", ConvNet(3, 1), torch.zeros(L, L))
 
 
 @BOUNDARY

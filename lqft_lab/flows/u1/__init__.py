@@ -22,10 +22,10 @@ The pieces, each explained in its module:
   (:class:`LineRotationCoupling`).
 - :mod:`~lqft_lab.flows.u1.builder`: the tutorial's flow and its checkpointed architecture
   (:class:`U1FlowConfig`, :func:`build_u1_flow`, :func:`add_loops_2x1`,
-  :func:`add_line_rotations`).
+  :func:`add_line_rotations`, :func:`add_context`).
 """
 
-from .builder import U1FlowConfig, add_line_rotations, add_loops_2x1, build_u1_flow
+from .builder import U1FlowConfig, add_context, add_line_rotations, add_loops_2x1, build_u1_flow
 from .couplings import GaugeEquivariantCoupling
 from .kernels import NCPKernel
 from .line_rotations import LineRotationCoupling
@@ -42,4 +42,5 @@ __all__ = [
     "add_loops_2x1",
     "LineRotationCoupling",
     "add_line_rotations",
+    "add_context",
 ]

@@ -6,11 +6,13 @@ once), optionally followed by :class:`~lqft_lab.flows.u1.LineRotationCoupling` b
 a :class:`~lqft_lab.flows.priors.UniformAnglePrior`. The :class:`U1FlowConfig` it attaches as
 ``model.config`` is what :mod:`lqft_lab.io` stores in checkpoints and rebuilds them from.
 :func:`add_loops_2x1` and :func:`add_line_rotations` copy a trained flow into a wider or
-longer one that starts as the same map.
+longer one that starts as the same map; :func:`add_context` into one whose conditioners also
+see fixed position-dependent channels (where a defect sits).
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -19,7 +21,7 @@ from torch import nn
 from ... import checks
 from .. import _args
 from ..base import Flow, FlowModel
-from ..nets import ConvNet
+from ..nets import ConvNet, PeriodicConv2d, WithContext
 from ..priors import UniformAnglePrior
 from ..splines import CircularSplineKernel
 from .couplings import GaugeEquivariantCoupling
@@ -27,7 +29,13 @@ from .kernels import KERNELS, NCPKernel
 from .line_rotations import LineRotationCoupling
 from .masks import STRIPE_PERIOD, stripe_offset, u1_masks
 
-__all__ = ["U1FlowConfig", "build_u1_flow", "add_loops_2x1", "add_line_rotations"]
+__all__ = [
+    "U1FlowConfig",
+    "build_u1_flow",
+    "add_loops_2x1",
+    "add_line_rotations",
+    "add_context",
+]
 
 
 @dataclass(frozen=True)
@@ -236,3 +244,54 @@ def add_line_rotations(model: FlowModel) -> FlowModel:
         new.load_state_dict(old.state_dict())
     parameter = next(model.parameters())
     return longer.to(device=parameter.device, dtype=parameter.dtype).train(model.training)
+
+
+def add_context(model: FlowModel, context: torch.Tensor) -> FlowModel:
+    """A copy of a U(1) flow whose plaquette couplings' conditioners also see ``context``.
+
+    ``context`` ``(C, L, L)`` is appended to every
+    :class:`~lqft_lab.flows.u1.GaugeEquivariantCoupling`'s features
+    (:class:`~lqft_lab.flows.nets.WithContext`), with zero weights in the first convolution,
+    so the copy is the same map as ``model`` and learns to use the context in training.
+    This is how a map between defect rungs knows where the defect is: the translation
+    symmetry of the periodic convolutions is broken on purpose (DR-REX, Abbott et al.,
+    arXiv:2404.11674). A gauge-invariant context (e.g. the defect's indicator) keeps the flow
+    gauge equivariant. Line rotation layers are left as they are. The copy is not a
+    checkpoint kind of :mod:`lqft_lab.io` (its config does not record the context).
+
+    Raises:
+        TypeError: ``context`` is not a tensor.
+        ValueError: ``model`` is not from :func:`build_u1_flow`, or already sees a context;
+            ``context`` is not finite ``(C, L, L)`` for the flow's ``L``.
+    """
+    config = getattr(model, "config", None)
+    if not isinstance(model, FlowModel) or not isinstance(config, U1FlowConfig):
+        raise ValueError(
+            f"model must be a U(1) flow built by build_u1_flow (add_context), got "
+            f"{type(model).__name__}"
+        )
+    checks.tensor("context", context, ndim=3)
+    if tuple(context.shape[1:]) != (config.L, config.L):
+        raise ValueError(
+            f"context must be (C, {config.L}, {config.L}) for this flow, got {tuple(context.shape)}"
+        )
+    if any(isinstance(m, WithContext) for m in model.modules()):
+        raise ValueError("model: this flow's conditioners already see a context")
+    wider = copy.deepcopy(model)
+    parameter = next(model.parameters())
+    context = context.detach().to(device=parameter.device, dtype=parameter.dtype)
+    for layer in wider.flow.layers:
+        if not isinstance(layer, GaugeEquivariantCoupling):
+            continue
+        net = layer.conditioner
+        first = net[0]
+        conv = PeriodicConv2d(first.in_channels + context.shape[0], first.out_channels,
+                              first.kernel_size[0])  # fmt: skip
+        conv = conv.to(device=parameter.device, dtype=parameter.dtype)
+        with torch.no_grad():
+            conv.weight.zero_()
+            conv.weight[:, : first.in_channels] = first.weight
+            conv.bias.copy_(first.bias)
+        net[0] = conv
+        layer.conditioner = WithContext(net, context)
+    return wider

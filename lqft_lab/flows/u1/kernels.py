@@ -30,14 +30,20 @@ KERNELS = ("ncp", "spline")  # NCPKernel, CircularSplineKernel
 _SOFTPLUS_ONE = math.log(math.e - 1)  # softplus(_SOFTPLUS_ONE) = 1: a zero net output is s = 1
 
 
-def _bisect(f: Callable[[torch.Tensor], torch.Tensor], target: torch.Tensor) -> torch.Tensor:
+def _bisect(
+    f: Callable[[torch.Tensor], torch.Tensor],
+    target: torch.Tensor,
+    lo: torch.Tensor | None = None,
+    hi: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Solve ``f(x) = target`` for an increasing ``f`` with ``f(±π) = ±π``, elementwise.
 
     ``⌈log2(2π / eps)⌉ + 1`` halvings of ``[-π, π]`` (56 in float64, 27 in float32) shrink
     the bracket below the spacing of floats near ``π``: the root to the dtype's precision.
+    ``lo``, ``hi``: a tighter bracket to start from (elementwise; default ``∓π``).
     """
-    lo = torch.full_like(target, -math.pi)
-    hi = torch.full_like(target, math.pi)
+    lo = torch.full_like(target, -math.pi) if lo is None else lo
+    hi = torch.full_like(target, math.pi) if hi is None else hi
     n_halvings = math.ceil(math.log2(2 * math.pi / torch.finfo(target.dtype).eps)) + 1
     for _ in range(n_halvings):
         mid = 0.5 * (lo + hi)
@@ -45,6 +51,46 @@ def _bisect(f: Callable[[torch.Tensor], torch.Tensor], target: torch.Tensor) -> 
         lo = torch.where(below, mid, lo)
         hi = torch.where(below, hi, mid)
     return 0.5 * (lo + hi)
+
+
+def _newton_bisect(
+    f: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+    target: torch.Tensor,
+    max_newton: int = 40,
+) -> torch.Tensor:
+    """Solve ``f(x) = target`` as :func:`_bisect` does, in a handful of steps instead of ~56.
+
+    ``f`` returns ``(h, h')`` of an increasing ``h`` with ``h(±π) = ±π``. Safeguarded Newton
+    (Numerical Recipes' ``rtsafe``, vectorised): every iterate tightens the bracket
+    ``[lo, hi]`` around the root, and a Newton step that would leave it, or is not finite,
+    is replaced by the bracket's midpoint. An element is done when its residual ``h - target``
+    or its bracket is below ``4 eps π`` (where ``h'`` is small the residual gets there
+    first, where it is large the bracket; a small Newton step alone proves nothing where
+    ``h'`` is large far from the root), and then stays put; near the root Newton doubles the correct digits per step, so this
+    takes 4–8 evaluations where bisection takes 56 in float64. One host synchronisation per
+    step checks whether all are done; elements still open after ``max_newton`` steps (a
+    pathological map) are finished by bisection of their bracket, to the same precision.
+    """
+    eps = torch.finfo(target.dtype).eps
+    tol = 4 * eps * math.pi
+    lo = torch.full_like(target, -math.pi)
+    hi = torch.full_like(target, math.pi)
+    x = target.clamp(-math.pi, math.pi)  # the identity's root: near it for maps near the identity
+    done = torch.zeros_like(target, dtype=torch.bool)
+    for _ in range(max_newton):
+        h, dh = f(x)
+        err = h - target
+        below = err < 0
+        lo = torch.where(below, x, lo)
+        hi = torch.where(below, hi, x)
+        newton = x - err / dh
+        inside = (newton > lo) & (newton < hi) & torch.isfinite(newton)
+        new = torch.where(inside, newton, 0.5 * (lo + hi))
+        done = done | (err.abs() <= tol) | (hi - lo <= tol)
+        x = torch.where(done, x, new)  # a finished element stays put while the others go on
+        if bool(done.all()):
+            return x
+    return torch.where(done, x, _bisect(lambda v: f(v)[0], target, lo, hi))
 
 
 class NCPKernel(nn.Module):
@@ -69,8 +115,10 @@ class NCPKernel(nn.Module):
     identity), ``w = softmax(b)`` (only for ``n_mixture > 1``) and the rotation ``t`` read off
     the last channel when ``rotation`` is true.
 
-    The inverse wraps ``y - t`` into ``[-π, π)``, inverts the monotone mixture by vectorised
-    bisection to the dtype's precision (:func:`_bisect`), then takes one Newton step with the
+    The inverse wraps ``y - t`` into ``[-π, π)``, inverts the monotone mixture to the dtype's
+    precision by safeguarded Newton steps inside a shrinking bracket (:func:`_newton_bisect`;
+    plain bisection, :func:`_bisect`, needs about 8 times as many evaluations), then takes one
+    Newton step with the
     parameters attached: it polishes the root and gives the exact first-order gradient
     ``dx = (dy - ∂h) / h'`` of the implicit function, so ``log_prob`` can be trained.
 
@@ -131,7 +179,7 @@ class NCPKernel(nn.Module):
         s, w, t = self._unpack(params)
         u = wrap_angle(y - t)  # the target of the unrotated mixture, in [-π, π)
         with torch.no_grad():
-            x0 = _bisect(lambda v: self._mixture(v, s, w)[0], u)
+            x0 = _newton_bisect(lambda v: self._mixture(v, s, w), u)
         h, dh = self._mixture(x0, s, w)
         x = x0 + (u - h) / dh  # Newton step: polish and implicit-function gradient
         return x, -torch.log(self._mixture(x, s, w)[1])
