@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from .. import checks
-from ..flows import build_u1_flow
+from ..flows import add_context, build_u1_flow
 from ..samplers.replica_exchange import ReplicaExchange, swap_log_ratio
 from . import _checks
 
@@ -32,6 +32,10 @@ __all__ = [
     "LadderRun",
     "run_ladder",
     "identity_flow",
+    "exact_draw",
+    "exact_swap_acceptance",
+    "pair_names",
+    "defect_context",
     "train_replica_map",
     "swap_log_ratios",
     "acceptance_vs_volume",
@@ -43,6 +47,7 @@ __all__ = [
     "pulls_table",
     "BillRow",
     "bill_row",
+    "chain_bill",
     "bill_table",
 ]
 
@@ -61,6 +66,9 @@ class ReplicaSizes:
         trex_spacing: the T-REX ladder's spacing (wider: its maps carry the gap).
         map_steps, map_layers: training steps and coupling layers of each T-REX map.
         defect_d, defect_rungs: the defect ladder's plaquettes and rungs (``c`` from 1 to 0).
+        drrex_rungs: rungs of the DR-REX ladder (the same defect, maps between its rungs).
+        baselines: ``(chains, steps)`` of notebook 02's HMC, flow-MH and flow-MH + heatbath
+            at the physical point, for the bill.
         volume_Ls, volume_draws: the acceptance-against-volume scan (exact draws per L).
     """
 
@@ -77,6 +85,8 @@ class ReplicaSizes:
     map_layers: int = 16
     defect_d: int = 8
     defect_rungs: int = 10
+    drrex_rungs: int = 5
+    baselines: tuple[int, int] = (64, 1000)
     volume_Ls: tuple[int, ...] = (8, 12, 16, 24, 32)
     volume_draws: int = 4096
 
@@ -89,6 +99,8 @@ class ReplicaSizes:
             checks.integer(name, getattr(self, name), low=1)
         checks.integer("thermalize", self.thermalize, low=0)
         checks.integer("defect_rungs", self.defect_rungs, low=2)
+        checks.integer("drrex_rungs", self.drrex_rungs, low=2)
+        _checks.chains_and_steps("baselines", self.baselines)
         _checks.chains_and_steps("heatbath", self.heatbath)
         checks.real("beta_low", self.beta_low, low=0, high=self.beta)
         for name in ("beta_spacing", "trex_spacing"):
@@ -117,6 +129,8 @@ class ReplicaSizes:
                 map_layers=8,
                 defect_d=4,
                 defect_rungs=6,
+                drrex_rungs=4,
+                baselines=(32, 200),
                 volume_Ls=(8, 12, 16, 24),
                 volume_draws=2048,
             )
@@ -140,6 +154,78 @@ def defect_ladder(n_rungs: int) -> list[float]:
     """The defect couplings ``c = 1, …, 0`` of ``n_rungs`` evenly spaced rungs."""
     n_rungs = checks.integer("n_rungs", n_rungs, low=2)
     return [1 - k / (n_rungs - 1) for k in range(n_rungs)]
+
+
+def pair_names(n_rungs: int) -> list[str]:
+    """``["swap 0↔1", "swap 1↔2", …]``: the per-pair keys of :func:`run_ladder`'s live
+    summaries."""
+    n_rungs = checks.integer("n_rungs", n_rungs, low=2)
+    return [f"swap {i}↔{i + 1}" for i in range(n_rungs - 1)]
+
+
+def exact_swap_acceptance(actions, L: int, n_draws: int = 2048, seed: int = 0) -> list[float]:
+    """Plain (unmapped) swap acceptance ``⟨min(1, e^r)⟩`` of each neighbouring pair of a
+    ladder of Wilson or defect rungs, on independent exact draws of both rungs
+    (:func:`exact_draw`): what an equilibrated plain ladder would accept, the yardstick of
+    a flowed ladder at the same spacing.
+
+    Raises:
+        TypeError, ValueError: naming the argument.
+    """
+    if isinstance(actions, (str, bytes)) or not isinstance(actions, Sequence):
+        raise checks.ArgumentKindError(f"actions must be a sequence, got {actions!r:.80}")
+    if len(actions) < 2:
+        raise ValueError(f"actions must hold at least two rungs, got {len(actions)}")
+    n_draws = checks.integer("n_draws", n_draws, low=2)
+    gen = torch.Generator().manual_seed(_checks.seed("seed", seed))
+    draws = [exact_draw(a, L)(n_draws, gen) for a in actions]
+    with torch.no_grad():
+        return [
+            swap_log_ratio(actions[i], actions[i + 1], draws[i], draws[i + 1])[0]
+            .exp().clamp(max=1).mean().item()
+            for i in range(len(actions) - 1)
+        ]  # fmt: skip
+
+
+def exact_draw(action, L: int, dtype: torch.dtype = torch.float64) -> Callable:
+    """``draw(n, generator) -> (n, 2, L, L)``: independent exact draws of one rung.
+
+    The rung is a :class:`~lqft_lab.actions.U1WilsonAction` or a
+    :class:`~lqft_lab.actions.U1DefectAction` (its plaquette weights passed to
+    :func:`~lqft_lab.samplers.sample_u1_exact`): what :func:`train_replica_map` needs to train
+    a map on its source rung, never on a chain.
+
+    Raises:
+        TypeError: ``action`` is neither; ValueError: a bad ``L`` or a defect that does not
+            fit it.
+    """
+    from ..actions import U1DefectAction, U1WilsonAction
+    from ..samplers import sample_u1_exact
+
+    L = checks.integer("L", L, low=2)
+    if isinstance(action, U1DefectAction):
+        weights = action.plaquette_weights(L, L)
+    elif isinstance(action, U1WilsonAction):
+        weights = None
+    else:
+        raise checks.ArgumentKindError(
+            f"action must be a U1WilsonAction or a U1DefectAction, got {type(action).__name__}"
+        )
+
+    def draw(n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return sample_u1_exact(n, L, action.beta, generator, weights=weights, dtype=dtype)
+
+    return draw
+
+
+def defect_context(d: int, L: int) -> torch.Tensor:
+    """``(1, L, L)``: 1 on the ``d`` plaquettes of :class:`~lqft_lab.actions.U1DefectAction`'s
+    defect, 0 elsewhere; the context a DR-REX map sees (:func:`identity_flow`)."""
+    L = checks.integer("L", L, low=2)
+    d = checks.integer("d", d, low=1, high=L)
+    context = torch.zeros(1, L, L, dtype=torch.float64)
+    context[0, 0, :d] = 1.0
+    return context
 
 
 def acceptance_vs_volume(
@@ -220,6 +306,34 @@ class LadderRun:
         positive = torch.where(attempted, (r > 0).to(r.dtype), 0).sum(dim=(0, 2)) / n
         return torch.stack([e, acc - 2 * positive], dim=1)
 
+    def identity_pulls(self) -> torch.Tensor:
+        """:meth:`identity_gaps` in units of their errors, ``(R - 1, 2)``.
+
+        Each pair's swaps form a ``(T_i, B)`` series (the steps at which it was attempted,
+        ladders as replicas); the Γ-method gives the error of ``⟨e^r⟩`` and of
+        ``⟨min(1, e^r) - 2·1(r > 0)⟩`` with their autocorrelation. ``e^r`` is heavy-tailed
+        where the acceptance is low, so a fixed tolerance on the gap would be too tight there
+        and too loose where swaps are easy. NaN for a pair attempted fewer than 4 times.
+        """
+        from ..analysis import gamma_method
+
+        pulls = []
+        for i in range(self.log_ratio.shape[1]):
+            r = self.log_ratio[:, i]
+            r = r[~torch.isnan(r).any(dim=1)].double()  # (T_i, B)
+            if r.shape[0] < 4:  # too few swaps for the Γ-method
+                pulls.append([math.nan, math.nan])
+                continue
+            row = []
+            for series, expected in (
+                (r.exp(), 1.0),
+                (r.exp().clamp(max=1) - 2 * (r > 0).double(), 0.0),
+            ):
+                est = gamma_method(series.numpy(), warn=False)
+                row.append((est.value - expected) / est.error if est.error > 0 else math.nan)
+            pulls.append(row)
+        return torch.tensor(pulls, dtype=torch.float64)
+
     def physical(self):
         """The physical rung as a :class:`~lqft_lab.samplers.Chain` (observables ``(T, B)``;
         ``accepted`` the step's mean swap acceptance ``⟨min(1, e^r)⟩`` over its pairs), for
@@ -256,9 +370,11 @@ def run_ladder(
         observables: name → function of fields ``(B, *lattice) -> (B,)``, measured on every
             rung.
         callback: ``callback(step, summary)`` every ``callback_every`` recorded steps, with
-            ``summary`` holding ``"acceptance"`` (mean over pairs so far) and each
+            ``summary`` holding ``"acceptance"`` (mean over pairs so far), each pair's
+            acceptance so far as ``"swap i↔i+1"`` (:func:`pair_names`), and each
             observable's latest mean on the physical rung, e.g. a
-            :class:`~lqft_lab.widgets.SamplingDashboard`'s ``callback``.
+            :class:`~lqft_lab.widgets.SamplingDashboard`'s ``callback`` (give it the pair
+            names among its observables to follow them live).
         progress: show a progress bar.
 
     Returns:
@@ -301,8 +417,10 @@ def run_ladder(
                 series[name].append(torch.stack([fn(r.x) for r in state.rungs]))
             done = t - thermalize + 1
             if callback is not None and (done % callback_every == 0 or done == n_steps):
-                r = torch.stack(ratios)
-                summary = {"acceptance": float(torch.nanmean(r.exp().clamp(max=1)))}
+                a = torch.stack(ratios).exp().clamp(max=1)  # (t, pairs, B), NaN: not tried
+                summary = {"acceptance": float(torch.nanmean(a))}
+                pairs = torch.nanmean(a.transpose(0, 1).flatten(1), dim=1)
+                summary.update(zip(pair_names(sampler.n_rungs), pairs.tolist(), strict=True))
                 summary.update({k: float(v[-1][0].mean()) for k, v in series.items()})
                 callback(done, summary)
     return LadderRun(
@@ -316,16 +434,25 @@ def run_ladder(
     )
 
 
-def identity_flow(L: int, *, n_layers: int = 8, hidden=(8, 8), seed: int = 0, **config):
+def identity_flow(
+    L: int, *, n_layers: int = 8, hidden=(8, 8), seed: int = 0, context=None, **config
+):
     """A gauge-equivariant U(1) flow (:func:`~lqft_lab.flows.build_u1_flow`) that starts as
     the identity map of link configurations: every coupling's conditioner ends in a zero
     convolution (the kernels' zero parameters are the identity). Returns the bijection,
     ``model.flow``, float64: ``forward(θ) -> (θ', log J)``, ``reverse``.
 
+    With ``context`` ``(C, L, L)`` (e.g. :func:`defect_context`) the conditioners also see
+    it (:func:`~lqft_lab.flows.add_context`): a map between defect rungs must know where the
+    defect is, which translation-equivariant convolutions alone cannot.
+
     Raises:
-        TypeError, ValueError: as :func:`~lqft_lab.flows.build_u1_flow`.
+        TypeError, ValueError: as :func:`~lqft_lab.flows.build_u1_flow` and
+            :func:`~lqft_lab.flows.add_context`.
     """
     model = build_u1_flow(L, n_layers=n_layers, hidden=tuple(hidden), seed=seed, **config)
+    if context is not None:
+        model = add_context(model, context)
     with torch.no_grad():
         for layer in model.flow.layers:
             convs = [m for m in layer.modules() if isinstance(m, torch.nn.Conv1d | torch.nn.Conv2d)]
@@ -513,9 +640,13 @@ class BillRow:
 
     Attributes:
         method, rungs: its name and number of replicas (1 for a single chain).
-        acceptance: the mean swap acceptance over pairs (NaN for a single chain).
-        tau_int: τ_int of ``Q`` in steps (sweeps of every rung).
+        acceptance: a ladder's mean swap acceptance over pairs, a flow chain's Metropolis
+            acceptance (NaN where there is none).
+        tau_int: τ_int of ``Q`` in steps (sweeps of every rung, trajectories, proposals).
         seconds_per_step: wall-clock time of a step, every rung and map pass counted.
+        lower_bound: ``tau_int`` (and so the cost) is only a lower bound: the charge never
+            changed (``tau_int`` is then the run length) or the Γ-method's window did not
+            converge.
     """
 
     method: str
@@ -523,6 +654,7 @@ class BillRow:
     acceptance: float
     tau_int: float
     seconds_per_step: float
+    lower_bound: bool = False
 
     @property
     def cost(self) -> float:
@@ -531,28 +663,91 @@ class BillRow:
 
 
 def bill_row(method: str, rungs: int, charge, seconds_per_step: float, acceptance=math.nan):
-    """A :class:`BillRow` from a ``(T, B)`` series of the physical rung's charge."""
+    """A :class:`BillRow` from a ``(T, B)`` series of the physical rung's charge.
+
+    A frozen charge (no change in any chain) has no measurable τ_int: the row then carries
+    the run length ``T`` as a lower bound, as does a Γ-method window that did not converge.
+    """
     from ..analysis import gamma_method
 
-    tau = gamma_method(torch.as_tensor(charge).double().cpu().numpy(), warn=False).tau_int
+    series = torch.as_tensor(charge).double().cpu()
+    if series.dim() != 2 or series.shape[0] < 4:
+        raise ValueError(
+            f"charge must be a (T, B) series with T >= 4 (the Γ-method), got {tuple(series.shape)}"
+        )
+    frozen = not bool((series.diff(dim=0).abs() > 0.5).any())
+    if frozen:
+        tau, lower = float(series.shape[0]), True
+    else:
+        result = gamma_method(series.numpy(), warn=False)
+        tau, lower = result.tau_int, not result.window_converged
     return BillRow(str(method), checks.integer("rungs", rungs, low=1), float(acceptance), tau,
-                   checks.positive("seconds_per_step", seconds_per_step))  # fmt: skip
+                   checks.positive("seconds_per_step", seconds_per_step), lower)  # fmt: skip
+
+
+def chain_bill(
+    beta: float,
+    L: int,
+    chains: int,
+    steps: int,
+    *,
+    model=None,
+    thermalize: int = 0,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+) -> list[BillRow]:
+    """Notebook 02's single-chain methods at the physical point, as :class:`BillRow` s.
+
+    HMC (unit trajectories, :data:`~lqft_lab.studies.u1.chains.HMC_SETTINGS`), and with a
+    flow ``model`` for ``(β, L)`` also flow-MH and flow-MH alternated with heatbath sweeps,
+    each run by :func:`~lqft_lab.studies.u1.run_u1_algorithm` from the same seed. The
+    seconds per step include the discarded ``thermalize`` steps' share of the run.
+
+    Raises:
+        TypeError, ValueError: as :func:`~lqft_lab.studies.u1.run_u1_algorithm`.
+    """
+    from .u1.chains import run_u1_algorithm
+
+    names = {"hmc": "HMC", "flow": "flow-MH", "flow_heatbath": "flow-MH + heatbath"}
+    algorithms = ["hmc"] if model is None else list(names)
+    rows = []
+    for algorithm in algorithms:
+        run = run_u1_algorithm(algorithm, beta, L, steps, chains, model=model,
+                               thermalize=thermalize, seed=seed, device=device,
+                               progress=progress)  # fmt: skip
+        acceptance = math.nan if algorithm == "hmc" else run.acceptance
+        rows.append(bill_row(names[algorithm], 1, torch.from_numpy(run.Q_series),
+                             run.seconds / (steps + thermalize), acceptance))  # fmt: skip
+    return rows
 
 
 def bill_table(rows, baseline: str | None = None) -> str:
-    """The :class:`BillRow` s as a markdown table, with each cost's gain over ``baseline``."""
+    """The :class:`BillRow` s as a markdown table, with each cost's gain over ``baseline``.
+
+    A lower bound on τ_int is printed ``≥``; the cost is then a lower bound too, and a gain
+    computed from it an upper bound (``≤``), or a lower bound (``≥``) for a row measured
+    against a baseline that is itself a lower bound.
+    """
     rows = list(rows)
-    base = next((r.cost for r in rows if r.method == baseline), None)
+    base = next((r for r in rows if r.method == baseline), None)
     lines = [
-        "| method | rungs | mean swap acceptance | τ_int(Q) [steps] | ms per step "
+        "| method | rungs | acceptance | τ_int(Q) [steps] | ms per step "
         "| s per independent Q | gain |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        gain = "—" if base is None else f"{base / r.cost:.1f}×"
+        bound = "≥ " if r.lower_bound else ""
+        if base is None:
+            gain = "—"
+        else:
+            sign = {(False, False): "", (True, False): "≤ ", (False, True): "≥ "}.get(
+                (r.lower_bound, base.lower_bound), "~ "
+            )
+            gain = f"{sign}{base.cost / r.cost:.1f}×"
         acc = "—" if math.isnan(r.acceptance) else f"{r.acceptance:.2f}"
         lines.append(
-            f"| {r.method} | {r.rungs} | {acc} | {r.tau_int:.1f} | {1e3 * r.seconds_per_step:.1f} "
-            f"| {r.cost:.3f} | {gain} |"
+            f"| {r.method} | {r.rungs} | {acc} | {bound}{r.tau_int:.1f} "
+            f"| {1e3 * r.seconds_per_step:.1f} | {bound}{r.cost:.3f} | {gain} |"
         )
     return "\n".join(lines)

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from lqft_lab.actions import U1WilsonAction
+from lqft_lab.actions import U1DefectAction, U1WilsonAction
 from lqft_lab.samplers import (
     IdentityMap,
     ReplicaExchange,
@@ -26,9 +26,14 @@ from lqft_lab.studies.replica_exchange import (
     beta_ladder,
     bill_row,
     bill_table,
+    chain_bill,
+    defect_context,
     defect_ladder,
+    exact_draw,
+    exact_swap_acceptance,
     heatbath_ladder,
     identity_flow,
+    pair_names,
     pair_table,
     pulls_table,
     run_ladder,
@@ -69,6 +74,11 @@ COVERED = {
             "BillRow",
             "bill_row",
             "bill_table",
+            "chain_bill",
+            "exact_draw",
+            "exact_swap_acceptance",
+            "defect_context",
+            "pair_names",
         ]
     ),
 }
@@ -160,7 +170,8 @@ def test_replica_maps_refuse_bad_input():
 @pytest.mark.parametrize(
     "field, value",
     [("L", 6), ("ladders", 0), ("thermalize", -1), ("heatbath", (4,)), ("beta_low", 7.0),
-     ("beta_spacing", 0.0), ("defect_rungs", 1), ("volume_Ls", "8"), ("map_layers", 0)],
+     ("beta_spacing", 0.0), ("defect_rungs", 1), ("volume_Ls", "8"), ("map_layers", 0),
+     ("drrex_rungs", 1), ("baselines", (4,)), ("baselines", (0, 10))],
 )  # fmt: skip
 def test_replica_sizes_refuse_what_no_run_can_use(field, value):
     refuses(ReplicaSizes, field, **{field: value})
@@ -196,3 +207,25 @@ def test_replica_helpers_refuse_bad_input_and_are_finite():
     row = bill_row("x", 2, torch.randn(40, 2, generator=torch.Generator().manual_seed(0)), 0.1)
     assert isinstance(row, BillRow) and row.cost > 0
     assert "| x | 2 | — |" in bill_table([row], baseline="x")
+    refuses(bill_row, "charge", "x", 1, torch.zeros(4), 1.0)
+    refuses(bill_row, "charge", "x", 1, torch.zeros(3, 2), 1.0)
+    assert run.identity_pulls().shape == (1, 2)
+    refuses(pair_names, "n_rungs", 1)
+    refuses(exact_draw, "action", "wilson", 4)
+    refuses(exact_draw, "L", ACTIONS[0], 1)
+    refuses(exact_draw, "d", U1DefectAction(1.0, 0.0, 5), 4)  # the defect does not fit
+    assert exact_draw(U1DefectAction(1.0, 0.0, 2), 4)(3).shape == (3, 2, 4, 4)
+    refuses(defect_context, "d", 0, 4)
+    refuses(defect_context, "d", 5, 4)
+    refuses(defect_context, "L", 2, 1)
+    assert defect_context(2, 4).sum() == 2
+    refuses(exact_swap_acceptance, "actions", ACTIONS[0], 4)
+    refuses(exact_swap_acceptance, "actions", ACTIONS[:1], 4)
+    refuses(exact_swap_acceptance, "n_draws", ACTIONS, 4, n_draws=1)
+    (a,) = exact_swap_acceptance(ACTIONS, 4, n_draws=4)
+    assert 0 <= a <= 1
+    refuses(chain_bill, "beta", -1.0, 4, 2, 4)
+    refuses(chain_bill, "L", 2.0, 1, 2, 4)
+    refuses(chain_bill, "n_chains", 2.0, 4, 0, 4)
+    (hmc,) = chain_bill(2.0, 4, 2, 4)
+    assert hmc.method == "HMC" and math.isfinite(hmc.cost)
