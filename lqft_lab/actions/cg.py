@@ -12,6 +12,12 @@ for each sample separately (``D†D``, or the even/odd ``M†M`` with ``M = 1 - 
 - Convergence is judged on the *true* residual ``|b - A x| / |b|``: when the recursive
   residual says a sample has converged, the true one is computed, and a sample whose true
   residual is still above ``tol`` (rounding drift) restarts from its current ``x``.
+- Stagnation: the true residual cannot go below about ``eps · cond(A)`` (the rounding of
+  ``A x`` itself). For ``A = D†D`` with a near-zero mode of ``D`` this floor can exceed
+  ``tol``: an exceptional configuration with ``cond(D†D) ≈ 3·10⁸`` stops near ``3·10⁻⁸`` in
+  complex128. A sample whose true residual fails to halve over a whole restart has reached
+  its floor: it stops there (``stagnated``) instead of spending the rest of ``max_iter``,
+  and the error says so, with the floor and the condition number it implies.
 - Precision: use complex128 for anything that enters an accept/reject step. In complex64
   the residual stalls near ``1e-6`` once ``cond(D†D)`` is large (a near-zero mode near
   ``κ_c`` gives ``cond ~ 1e5``); asking complex64 for ``tol = 1e-10`` ends in
@@ -51,12 +57,15 @@ class CGResult:
         residual: ``(B,)`` real, final relative true residual ``|b - A x| / |b|``
             (0 for ``b = 0``).
         converged: ``(B,)`` bool, ``residual <= tol``.
+        stagnated: ``(B,)`` bool, stopped above ``tol`` because a restart no longer lowered
+            the true residual (the module docstring); ``None`` when not recorded.
     """
 
     x: torch.Tensor
     iterations: torch.Tensor
     residual: torch.Tensor
     converged: torch.Tensor
+    stagnated: torch.Tensor | None = None
 
 
 class CGNotConverged(RuntimeError):
@@ -142,23 +151,38 @@ def conjugate_gradient(
     r = b - _checked_apply(apply_A, x, b) if x0 is not None else b.clone()
     residual = _norm2(r).sqrt() / scale
     done = residual <= tol
+    stagnated = torch.zeros_like(done)
+    restarted = False  # the first run starts from x0 or zero, not from a restart
     while not bool(done.all()):  # samples not done always have iterations < max_iter
         x, iterations = _cg_run(apply_A, b, x, r, done, iterations, tol, scale, max_iter)
         r = b - _checked_apply(apply_A, x, b)  # the true residual, against rounding drift
-        residual = _norm2(r).sqrt() / scale
-        done = done | (residual <= tol) | (iterations >= max_iter)
+        previous, residual = residual, _norm2(r).sqrt() / scale
+        if restarted:  # a whole restart that did not halve the residual: at the floor
+            stagnated = stagnated | (~done & (residual > tol) & (residual > 0.5 * previous))
+        restarted = True
+        done = done | stagnated | (residual <= tol) | (iterations >= max_iter)
     converged = residual <= tol
-    result = CGResult(x=x, iterations=iterations, residual=residual, converged=converged)
+    result = CGResult(x, iterations, residual, converged, stagnated & ~converged)
     if raise_on_failure and not bool(converged.all()):
         bad = torch.nonzero(~converged).flatten().tolist()
         res = ", ".join(f"{residual[i].item():.2e}" for i in bad[:8])
         more = "" if len(bad) <= 8 else f" (and {len(bad) - 8} more)"
-        raise CGNotConverged(
+        message = (
             f"conjugate gradient did not reach the relative residual tol={tol:.1e} within "
-            f"max_iter={max_iter} iterations for samples {bad[:8]}{more} (residuals {res}); "
-            f"raise max_iter, loosen tol, or solve in complex128 ({b.dtype} was used)",
-            result,
+            f"max_iter={max_iter} iterations for samples {bad[:8]}{more} (residuals {res})"
         )
+        if bool(result.stagnated.any()):
+            worst = residual[result.stagnated].max().item()
+            eps = torch.finfo(residual.dtype).eps
+            message += (
+                f"; {int(result.stagnated.sum())} of them stagnated: their true residual "
+                f"stopped falling at up to {worst:.1e}, the attainable accuracy eps·cond(A) "
+                f"of this precision (cond(A) ~ {worst / eps:.0e}: a near-zero mode). "
+                f"Loosen tol above that floor, or solve in higher precision"
+            )
+        else:
+            message += f"; raise max_iter, loosen tol, or solve in complex128 ({b.dtype} was used)"
+        raise CGNotConverged(message, result)
     return result
 
 
