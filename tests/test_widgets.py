@@ -204,7 +204,9 @@ def test_sampling_dashboard_headless_analyses_an_ar1_chain(headless):
 
 
 def test_sampling_dashboard_live_drains_on_the_main_thread_only(no_frontend):
-    dash = SamplingDashboard(["x"], headless=False, period_ms=0)
+    dash = SamplingDashboard(["x", "swap 0↔1"], headless=False, period_ms=0,
+                             unit_range=["swap 0↔1"])  # fmt: skip
+    assert dash.unit_range == {"swap 0↔1"}
     dash.callback(10, {"acceptance": 0.5, "x": 1.5})  # main thread: drawn at once
     np.testing.assert_allclose(dash.stream.buffer.data["x"], [1.5])
     worker = threading.Thread(target=dash.callback, args=(20, {"acceptance": 0.4}))

@@ -47,6 +47,8 @@ class SamplingDashboard(DisplayMixin):
         period_ms: live refresh period.
         headless: override :func:`~lqft_lab.widgets.is_headless`.
         title: heading of the live layout and the figure.
+        unit_range: observables drawn on ``[0, 1]`` live, as the acceptance is (e.g. the
+            per-pair swap acceptances of :func:`~lqft_lab.studies.replica_exchange.run_ladder`).
 
     Attributes:
         data: the live summaries, ``{"step": [...], "acceptance": [...], name: [...]}``.
@@ -56,7 +58,7 @@ class SamplingDashboard(DisplayMixin):
 
     Raises:
         ValueError: (``TypeError`` too, for the wrong kind) naming the argument:
-            ``observables`` not names, ``period_ms`` < 0 (0 drains on every callback), a
+            ``observables`` not names, ``unit_range`` naming another, ``period_ms`` < 0 (0 drains on every callback), a
             non-bool ``headless``, a non-string ``title``.
     """
 
@@ -67,10 +69,15 @@ class SamplingDashboard(DisplayMixin):
         period_ms: int = 300,
         headless: bool | None = None,
         title: str = "Sampling",
+        unit_range: Sequence[str] = (),
     ):
         from .training import _names
 
         observables = _names("observables", observables)
+        self.unit_range = frozenset(_names("unit_range", unit_range))
+        unknown = sorted(self.unit_range - set(observables))
+        if unknown:
+            raise ValueError(f"unit_range names {unknown[0]!r}, which is not among the observables")
         self.observables = tuple(o for o in observables if o not in ("step", "acceptance"))
         self.period_ms = checks.integer("period_ms", period_ms, low=0)
         if not isinstance(title, str):
@@ -218,7 +225,7 @@ class SamplingDashboard(DisplayMixin):
         columns = ("acceptance", *self.observables)
         plots = [
             pn.pane.HoloViews(
-                self._stream.curve(c, unit_range=c == "acceptance"),
+                self._stream.curve(c, unit_range=c == "acceptance" or c in self.unit_range),
                 backend="bokeh",
                 sizing_mode="stretch_width",
             )

@@ -504,6 +504,8 @@ def test_dashboards_refuse(trainer, n, names):
     refuses(widgets.TrainingDashboard, "headless", trainer, headless="no")
     refuses(widgets.SamplingDashboard, "observables", names, headless=True)
     refuses(widgets.SamplingDashboard, "period_ms", ["x"], period_ms=-1, headless=True)
+    refuses(widgets.SamplingDashboard, "unit_range", ["x"], unit_range=["y"], headless=True)
+    refuses(widgets.SamplingDashboard, "unit_range", ["x"], unit_range=names, headless=True)
     refuses(widgets.SamplingDashboard(["x"], headless=True).finish, "chain", object())
 
 
