@@ -10,6 +10,7 @@
 #                        (GPU_PY=python3 on a machine without network: no .venv)
 #   make bench           benchmarks/bench_phi4.py on the default device (BENCH_ARGS=--quick)
 #   make bench-fermions  benchmarks/bench_fermions.py (Wilson–Dirac, CG, pseudofermion HMC)
+#   make bench-u1-inverse  benchmarks/bench_u1_inverse.py (the U(1) flow's reverse pass)
 #   make lint            ruff
 #   make nbval           nbval in lax mode over notebooks/ (a second, independent execution)
 #   make clean           remove build outputs (keeps .venv)
@@ -26,7 +27,7 @@ TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: venv lab-venv lab test nbval notebooks notebooks-full gpu bench bench-fermions lint clean
+.PHONY: venv lab-venv lab test nbval notebooks notebooks-full gpu bench bench-fermions bench-u1-inverse lint clean
 
 # Two stages, each re-installed only when pyproject.toml (or this file) changed since:
 # lab-venv is what the notebooks need (torch, the package, JupyterLab), so a first `make lab`
@@ -110,6 +111,9 @@ bench: lab-venv
 
 bench-fermions: lab-venv
 	$(PY) benchmarks/bench_fermions.py $(BENCH_ARGS)
+
+bench-u1-inverse: lab-venv
+	$(PY) benchmarks/bench_u1_inverse.py $(BENCH_ARGS)
 
 lint: venv
 	$(PY) -m ruff check lqft_lab tests benchmarks

@@ -22,7 +22,7 @@ meaningful on a shared CPU.
 
 Usage::
 
-    python benchmarks/bench_u1_inverse.py [--device cpu] [--rounds 5] [--threads 2]
+    python benchmarks/bench_u1_inverse.py [--device cpu] [--rounds 5] [--threads 2] [--quick]
 """
 
 from __future__ import annotations
@@ -78,13 +78,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--scale", type=float, default=0.3)
+    parser.add_argument("--quick", action="store_true", help="the first case only, 2 rounds")
     args = parser.parse_args()
+    cases = CASES[:1] if args.quick else CASES
+    rounds = 2 if args.quick else args.rounds
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     print(f"machine={platform.node()} cpu={platform.processor() or platform.machine()}")
     print(f"torch={torch.__version__} device={device} threads={torch.get_num_threads()}")
     newton = kernels._newton_bisect
-    for L, layers, batch in CASES:
+    for L, layers, batch in cases:
         case = f"L{L}_layers{layers}_B{batch}"
         flow = _perturbed(L, layers, args.scale, seed=L + layers).to(device)
         gen = torch.Generator(device=device).manual_seed(1)
@@ -101,7 +104,7 @@ def main() -> None:
                 raise RuntimeError(f"{case}: Newton's round trip is worse: {errors}")
             print(f"round_trip_error_{case}=" + ",".join(f"{k}:{v:.1e}" for k, v in errors.items()))
             times = {"bisect": [], "newton": []}
-            for _ in range(args.rounds):
+            for _ in range(rounds):
                 for name, finder in (("bisect", _bisect_only), ("newton", newton)):
                     kernels._newton_bisect = finder
                     times[name].append(_time(lambda f=flow, v=y: f.reverse(v), device))

@@ -58,8 +58,8 @@ class SamplingDashboard(DisplayMixin):
 
     Raises:
         ValueError: (``TypeError`` too, for the wrong kind) naming the argument:
-            ``observables`` not names, ``unit_range`` naming another, ``period_ms`` < 0 (0 drains on every callback), a
-            non-bool ``headless``, a non-string ``title``.
+            ``observables`` not names, ``unit_range`` naming another, ``period_ms`` < 0
+            (0 drains on every callback), a non-bool ``headless``, a non-string ``title``.
     """
 
     def __init__(
