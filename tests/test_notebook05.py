@@ -19,11 +19,15 @@ def test_notebook_05_records(notebook_metrics):
     figures = notebook_metrics[STEM]
     assert figures["L"] == 8 and figures["beta"] == 6.0
     # Every rung of every ladder against its exact plaquette; χ_t of the physical rung.
-    # The swap identities within 4σ of their Γ-method errors.
+    # The swap identities within 4σ of their Γ-method errors, and within 0.1 where every
+    # pair swaps often. DR-REX's last pair accepts about 0.2: there e^r is heavy-tailed and
+    # its gap reads 0.11 at about 1σ, so only the σ bound applies to it.
     for ladder in ("rex", "trex", "ptbc", "drrex"):
         assert figures[f"max_pull_{ladder}"] < 4, ladder
         assert figures[f"identity_pull_{ladder}"] < 4, ladder
         assert figures[f"round_trips_{ladder}"] > 1, ladder
+    for ladder in ("rex", "trex", "ptbc"):
+        assert figures[f"identity_gap_{ladder}"] < 0.1, ladder
     assert abs(figures["chi_t_pull"]) < 4
     # Plain swaps fall with the volume (the erfc law; the notebook checks the values).
     volume = [figures[f"volume_acceptance_L{L}"] for L in (8, 12, 16, 24)]

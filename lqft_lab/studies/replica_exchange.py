@@ -701,8 +701,9 @@ def chain_bill(
 
     HMC (unit trajectories, :data:`~lqft_lab.studies.u1.chains.HMC_SETTINGS`), and with a
     flow ``model`` for ``(β, L)`` also flow-MH and flow-MH alternated with heatbath sweeps,
-    each run by :func:`~lqft_lab.studies.u1.run_u1_algorithm` from the same seed. The
-    seconds per step include the discarded ``thermalize`` steps' share of the run.
+    each run by :func:`~lqft_lab.studies.u1.run_u1_algorithm` from the same seed; τ_int(Q)
+    and its lower-bound flag are the run's own (``U1Run.tau_Q``, ``tau_Q_lower_bound``).
+    The seconds per step include the discarded ``thermalize`` steps' share of the run.
 
     Raises:
         TypeError, ValueError: as :func:`~lqft_lab.studies.u1.run_u1_algorithm`.
@@ -717,8 +718,10 @@ def chain_bill(
                                thermalize=thermalize, seed=seed, device=device,
                                progress=progress)  # fmt: skip
         acceptance = math.nan if algorithm == "hmc" else run.acceptance
-        rows.append(bill_row(names[algorithm], 1, torch.from_numpy(run.Q_series),
-                             run.seconds / (steps + thermalize), acceptance))  # fmt: skip
+        # U1Run already analysed Q and applies bill_row's rule (frozen or unconverged: a
+        # lower bound); its own figures, not a second Γ-method pass over the same series.
+        rows.append(BillRow(names[algorithm], 1, acceptance, run.tau_Q,
+                            run.seconds / (steps + thermalize), run.tau_Q_lower_bound))  # fmt: skip
     return rows
 
 
