@@ -5,7 +5,8 @@ One module per theory; every function is deterministic and returns float64 NumPy
 * :mod:`.free_field`: the free scalar field (φ⁴ at λ = 0) on a periodic lattice: propagator,
   χ₂, the pole mass, ``log Z``.
 * :mod:`.u1`: 2D U(1) Wilson gauge theory on a torus by the character expansion: ``log Z``,
-  plaquette, Wilson loops, topological susceptibility, ``P(Q)``.
+  plaquette, Wilson loops, topological susceptibility, ``P(Q)``; :mod:`.u1_derivatives`
+  their β-derivatives (``d⟨cos θ_P⟩/dβ``, ``dχ_t/dβ``, ``d log Z/dβ``).
 * :mod:`.sun`: SU(N): the Weyl measure, single-matrix integrals and the 2D lattice
   character expansion.
 * :mod:`.schwinger`: the Nf = 2 Schwinger model: free Wilson fermions (spectrum, ``log det``,
@@ -17,7 +18,7 @@ The free-field and U(1) functions are also importable from here (``exact.u1_plaq
 the SU(N) ones from :mod:`.sun`, the Schwinger-model ones from :mod:`.schwinger`.
 """
 
-from . import free_field, schwinger, sun, u1
+from . import free_field, schwinger, sun, u1, u1_derivatives
 from .free_field import (
     free_field_chi2,
     free_field_ising_energy,
@@ -41,6 +42,11 @@ from .u1 import (
     u1_topological_susceptibility,
     u1_topological_susceptibility_infinite_volume,
     u1_wilson_loop,
+)
+from .u1_derivatives import (
+    u1_log_z_derivative,
+    u1_plaquette_derivative,
+    u1_susceptibility_derivative,
 )
 
 __all__ = [
@@ -68,4 +74,8 @@ __all__ = [
     "u1_topological_susceptibility",
     "u1_topological_susceptibility_infinite_volume",
     "u1_wilson_loop",
+    "u1_derivatives",
+    "u1_log_z_derivative",
+    "u1_plaquette_derivative",
+    "u1_susceptibility_derivative",
 ]

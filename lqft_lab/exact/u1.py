@@ -117,13 +117,16 @@ def _u1_bessel(beta: float) -> tuple[np.ndarray, int]:
         n_max *= 2
 
 
-def _u1_phi_moments(i_n: np.ndarray, n_max: int) -> tuple[np.ndarray, np.ndarray]:
-    """``A_n`` and ``B_n`` for ``n = 0, …, n_max`` from the Bessel table (same scaling)."""
+def _u1_phi_moments(
+    i_n: np.ndarray, n_max: int, n_top: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``A_n`` and ``B_n`` for ``n = 0, …, n_top`` (default ``n_max``, at most
+    ``n_max + 1``) from the Bessel table (same scaling)."""
     k = np.arange(1, 2 * n_max + 1)  # I_{|k-n|} is negligible beyond k = 2 n_max >= n + n_max
-    n = np.arange(n_max + 1)[:, None]
-    lower, upper = i_n[np.abs(k - n)], i_n[k + n]  # (n_max + 1, 2 n_max) each
+    n = np.arange((n_max if n_top is None else n_top) + 1)[:, None]
+    lower, upper = i_n[np.abs(k - n)], i_n[k + n]  # (n_top + 1, 2 n_max) each
     A = ((-1.0) ** (k + 1) / k * (lower - upper)).sum(axis=1)
-    B = math.pi**2 / 3 * i_n[: n_max + 1] + 2 * ((-1.0) ** k / k**2 * (lower + upper)).sum(axis=1)
+    B = math.pi**2 / 3 * i_n[: n.size] + 2 * ((-1.0) ** k / k**2 * (lower + upper)).sum(axis=1)
     return A, B
 
 
