@@ -13,10 +13,19 @@ Contract for every function here:
 
 Modules: :mod:`.autocorr` (Wolff's Γ-method), :mod:`.ess`, :mod:`.resampling` (binning,
 jackknife, bootstrap), :mod:`.reweighting` (self-normalised importance sampling),
-:mod:`.fits` (power laws such as ``τ_int = α L^z``).
+:mod:`.fits` (power laws such as ``τ_int = α L^z``), :mod:`.derivatives` (estimators of
+``d⟨O⟩/dβ``: independent ensembles, reweighting, flowed and Stein estimators).
 """
 
 from .autocorr import GammaResult, autocorrelation, gamma_method, integrated_autocorrelation_time
+from .derivatives import (
+    DerivativeEstimate,
+    covariance_derivative,
+    flowed_difference,
+    independent_difference,
+    reweighted_difference,
+    stein_derivative,
+)
 from .ess import ess, mcmc_ess
 from .fits import PowerLawFit, fit_power_law
 from .resampling import bin_data, bootstrap, jackknife
@@ -35,4 +44,10 @@ __all__ = [
     "jackknife",
     "bootstrap",
     "reweight",
+    "DerivativeEstimate",
+    "independent_difference",
+    "covariance_derivative",
+    "reweighted_difference",
+    "flowed_difference",
+    "stein_derivative",
 ]

@@ -23,12 +23,16 @@ The pieces, each explained in its module:
 - :mod:`~lqft_lab.flows.u1.builder`: the tutorial's flow and its checkpointed architecture
   (:class:`U1FlowConfig`, :func:`build_u1_flow`, :func:`add_loops_2x1`,
   :func:`add_line_rotations`, :func:`add_context`).
+- :mod:`~lqft_lab.flows.u1.linearized`: the linearised map between neighbouring couplings,
+  gradients of small Wilson loops with a closed-form divergence (:class:`LoopField`,
+  :class:`SteinFeatures`), for the Stein estimator of ``d⟨O⟩/dβ``.
 """
 
 from .builder import U1FlowConfig, add_context, add_line_rotations, add_loops_2x1, build_u1_flow
 from .couplings import GaugeEquivariantCoupling
 from .kernels import NCPKernel
 from .line_rotations import LineRotationCoupling
+from .linearized import LoopField, SteinFeatures
 from .masks import U1Masks, stripe_offset, u1_masks
 
 __all__ = [
@@ -36,6 +40,8 @@ __all__ = [
     "u1_masks",
     "stripe_offset",
     "NCPKernel",
+    "LoopField",
+    "SteinFeatures",
     "GaugeEquivariantCoupling",
     "U1FlowConfig",
     "build_u1_flow",
