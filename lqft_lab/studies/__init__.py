@@ -7,6 +7,8 @@
 * :mod:`.sun` (03): single-matrix and lattice SU(N) flows, HMC and heatbath.
 * :mod:`.schwinger` (04): the Nf = 2 Schwinger model, pseudofermions and their flows.
 * :mod:`.replica_exchange` (05): ladders of replicas, their records, maps between rungs.
+* :mod:`.correlated` (06): every estimator of ``d⟨O⟩/dβ`` on the same exact draws, the
+  maps ``f_±`` towards ``β ± δ``, variance against the volume and the equal-cost bill.
 
 A study function takes plain parameters and returns a frozen dataclass of results (never a
 plot); the notebook draws. Everything here is built from the tested core (actions, flows,

@@ -17,9 +17,10 @@ Contract for every dashboard here:
 Every notebook has an Explore widget built on :class:`.explore.Explorer` (knobs, Run and Stop,
 a live figure; headless, one run and its static figure): :class:`Phi4Explorer` (01, its own
 older design on :class:`TrainingDashboard`), :class:`Phi4ScalingExplorer` (01b),
-:class:`U1FlowExplorer` (02), :class:`SpectralFlowExplorer` (03) and
-:class:`SchwingerExplorer` (04: the Wilson–Dirac spectrum, det D and det² reweighting) and
-:class:`ReplicaExplorer` (05: swap acceptance per pair of a β ladder, plain and flowed).
+:class:`U1FlowExplorer` (02), :class:`SpectralFlowExplorer` (03),
+:class:`SchwingerExplorer` (04: the Wilson–Dirac spectrum, det D and det² reweighting),
+:class:`ReplicaExplorer` (05: swap acceptance per pair of a β ladder, plain and flowed) and
+:class:`CorrelatedExplorer` (06: d⟨O⟩/dβ by five Feynman–Hellmann estimators on exact draws).
 
 The matplotlib helpers in :mod:`.plots` draw the same figures for static notebook cells.
 """
@@ -27,6 +28,7 @@ The matplotlib helpers in :mod:`.plots` draw the same figures for static noteboo
 from ._headless import is_headless
 from .controls import Phi4Explorer
 from .explore import Explorer, Field
+from .explore_correlated import CorrelatedExplorer
 from .explore_phi4_scaling import Phi4ScalingExplorer
 from .explore_replica import ReplicaExplorer
 from .explore_schwinger import SchwingerExplorer
@@ -52,4 +54,5 @@ __all__ = [
     "plot_tau_int",
     "plot_trace",
     "ReplicaExplorer",
+    "CorrelatedExplorer",
 ]

@@ -35,6 +35,7 @@ PACKAGES = [
     "lqft_lab.studies.phi4_scaling",
     "lqft_lab.studies.schwinger",
     "lqft_lab.studies.replica_exchange",
+    "lqft_lab.studies.correlated",
     "lqft_lab.widgets",
     "lqft_lab.notebooks",
     "lqft_lab.report",

@@ -485,6 +485,69 @@ def test_phi4_explorer_refuses(n, m2, seed):
     refuses(widgets.Phi4Explorer(headless=True).build, "batch_size", batch_size=n)
 
 
+@BOUNDARY
+@given(
+    beta=bad_reals(0.5, 20),
+    delta=bad_reals(0.01, 2),
+    L=widget_integers(bad_integers(4, 32)),
+    n=widget_integers(bad_integers(64, 65536)),
+    option=bad_integers(low=1),
+    seed=SEEDS,
+)
+def test_correlated_explorer_refuses_at_construction(beta, delta, L, n, option, seed):
+    refuses(widgets.CorrelatedExplorer, "beta", headless=True, beta=beta)
+    refuses(widgets.CorrelatedExplorer, "delta", headless=True, delta=delta)
+    refuses(widgets.CorrelatedExplorer, "L", headless=True, L=L)
+    refuses(widgets.CorrelatedExplorer, "n_steps", headless=True, n_steps=n)
+    refuses(widgets.CorrelatedExplorer, "observable", headless=True, observable="Q")
+    refuses(widgets.CorrelatedExplorer, "flowed", headless=True, flowed="yes")
+    refuses(widgets.CorrelatedExplorer, "map_steps", headless=True, map_steps=option)
+    refuses(widgets.CorrelatedExplorer, "map_layers", headless=True, map_layers=option)
+    refuses(widgets.CorrelatedExplorer, "seed", headless=True, seed=seed)
+    refuses(widgets.CorrelatedExplorer, "headless", headless="yes")
+
+
+@BOUNDARY
+@given(L=st.sampled_from([5, 6, 10, 30]), beta=st.floats(0.5, 1.99), excess=st.floats(1e-6, 1))
+def test_correlated_explorer_refuses_before_running(L, beta, excess):
+    explorer = widgets.CorrelatedExplorer(headless=True)
+    refuses(explorer.validate, "L", L=L)
+    delta = min(beta + excess, 2.0)
+    refuses(explorer.run, ("beta", "delta"), beta=beta, delta=delta)
+    assert explorer.state is None and explorer.status == "idle"
+    assert explorer.start(beta=beta, delta=delta) is False and "delta" in explorer.message
+
+
+# one intra-op thread: once an earlier test has woken torch's second one, each example took
+# 6-8 s instead of 0.05-0.2 s on a busy 2-core box (past the 5 s deadline)
+@pytest.mark.usefixtures("one_thread")
+@BOUNDARY
+@given(
+    beta=st.floats(0.5, 6),
+    fraction=st.floats(0.005, 1),
+    L=st.sampled_from([8, 16]),
+    observable=st.sampled_from(["plaquette", "chi_t"]),
+    flowed=st.sampled_from(["off", "on"]),
+)
+def test_correlated_explorer_valid_knobs_give_finite_numbers(beta, fraction, L, observable, flowed):
+    # β <= 6 at L >= 8: the 64 training draws of the Stein fit hold some Q != 0 (see below)
+    explorer = widgets.CorrelatedExplorer(headless=True, map_steps=1, map_layers=1)
+    delta = max(0.01, min(2.0, fraction * beta))  # β - δ >= 0, β - δ = 0 included
+    state = explorer.run(
+        beta=beta, delta=delta, L=L, observable=observable, flowed=flowed, n_steps=64
+    )
+    assert explorer.status == "done"
+    assert_finite(state)
+    assert len(state["values"]) == len(state["methods"]) == (5 if flowed == "on" else 4)
+
+
+def test_correlated_explorer_where_every_training_draw_has_q_zero():
+    """χ_t is constant on the training draws (β = 20, L = 4: ⟨Q²⟩ < 1e-6): the loop field's
+    fit falls back to v = 0, the plain covariance, instead of solving a zero matrix."""
+    state = widgets.CorrelatedExplorer(headless=True).run(beta=20.0, L=4, n_steps=64)
+    assert_finite(state)
+
+
 @pytest.fixture(scope="module")
 def trainer():
     return Trainer(build_real_nvp(L=4, n_layers=1), TINY, TrainConfig(n_steps=2, batch_size=4))
