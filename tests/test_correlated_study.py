@@ -63,7 +63,7 @@ def test_tables_and_targets():
 
 def test_sizes_and_bad_arguments():
     fast = CorrelatedSizes.for_mode("fast")
-    assert fast.Ls == (8, 16, 32) and fast.flow_Ls == (8,) and fast.betas == (6.0,)
+    assert fast.Ls == (8, 16, 32) and fast.flow_Ls == (8, 16) and fast.betas == (6.0,)
     assert CorrelatedSizes.for_mode("full").Ls == (8, 16, 32)
     with pytest.raises(ValueError, match="no field"):
         CorrelatedSizes.for_mode("fast", steps=3)
