@@ -36,8 +36,8 @@ import math
 
 import numpy as np
 
-from .. import checks
-from .explore import Explorer, Field
+from .explore import Field
+from .explore_replica import MapExplorer
 
 __all__ = ["CorrelatedExplorer"]
 
@@ -57,7 +57,7 @@ LABELS = {
 SYMBOLS = {"plaquette": r"$d\langle\cos\theta_P\rangle/d\beta$", "chi_t": r"$d\chi_t/d\beta$"}
 
 
-class CorrelatedExplorer(Explorer):
+class CorrelatedExplorer(MapExplorer):
     """``d⟨O⟩/dβ`` by the five Feynman–Hellmann estimators on the same exact draws.
 
     Knobs: ``beta`` (0.5 to 20), ``L`` (a multiple of 4, 4 to 32), ``delta`` (the
@@ -67,8 +67,8 @@ class CorrelatedExplorer(Explorer):
     defaults (β = 6, L = 8, δ = 0.25, flowed off, 1024 draws) take about half a second;
     the maps add about ten seconds at L = 8.
 
-    Args:
-        map_steps, map_layers: the maps' training steps and coupling layers.
+    Args (of :class:`~lqft_lab.widgets.explore_replica.MapExplorer`):
+        map_steps, map_layers: the maps' training steps (80) and coupling layers.
         seed: seeds the draws and the maps.
         **kwargs: passed to :class:`~lqft_lab.widgets.explore.Explorer`.
 
@@ -86,24 +86,11 @@ class CorrelatedExplorer(Explorer):
         "n_steps": Field("sampling steps (exact draws)", int, 1024, low=64, high=65536),
     }
     figsize = (9.0, 3.4)
-
-    def __init__(
-        self,
-        *,
-        map_steps: int = 80,
-        map_layers: int = 8,
-        seed: int = 0,
-        **kwargs,
-    ):
-        self.map_steps = checks.integer("map_steps", map_steps, low=1)
-        self.map_layers = checks.integer("map_layers", map_layers, low=1)
-        self.seed = checks.integer("seed", seed, low=0, high=2**62)
-        super().__init__(**kwargs)
+    default_map_steps = 80
 
     def check(self, params: dict) -> dict:
         """``L`` a multiple of 4 and ``β - δ >= 0`` (sentences naming the knobs)."""
-        if params["L"] % 4:
-            raise ValueError(f"L must be a multiple of 4 (the maps' stripes), got {params['L']}")
+        params = super().check(params)
         if params["beta"] - params["delta"] < 0:
             raise ValueError(
                 f"delta {params['delta']:g} takes β - δ below 0 at beta {params['beta']:g}: "

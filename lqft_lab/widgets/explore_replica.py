@@ -35,7 +35,37 @@ from .explore import Explorer, Field
 __all__ = ["ReplicaExplorer"]
 
 
-class ReplicaExplorer(Explorer):
+class MapExplorer(Explorer):
+    """An explorer that trains U(1) maps between couplings (notebooks 05 and 06): the
+    maps' training steps and layers and the seed as keyword arguments, and ``L`` a multiple
+    of 4 (the maps' stripes). Subclasses set ``default_map_steps``.
+
+    Args:
+        map_steps: training steps of each map (default: the subclass's).
+        map_layers: coupling layers of each map.
+        seed: seeds the draws and the maps.
+        **kwargs: passed to :class:`~lqft_lab.widgets.explore.Explorer`.
+    """
+
+    default_map_steps = 60
+
+    def __init__(
+        self, *, map_steps: int | None = None, map_layers: int = 8, seed: int = 0, **kwargs
+    ):
+        map_steps = self.default_map_steps if map_steps is None else map_steps
+        self.map_steps = checks.integer("map_steps", map_steps, low=1)
+        self.map_layers = checks.integer("map_layers", map_layers, low=1)
+        self.seed = checks.integer("seed", seed, low=0, high=2**62)
+        super().__init__(**kwargs)
+
+    def check(self, params: dict) -> dict:
+        """``L`` a multiple of 4 (a sentence naming the knob)."""
+        if params["L"] % 4:
+            raise ValueError(f"L must be a multiple of 4 (the maps' stripes), got {params['L']}")
+        return params
+
+
+class ReplicaExplorer(MapExplorer):
     """Swap acceptance per pair of a β ladder, plain and with trained maps, on exact draws.
 
     Knobs: ``beta`` (the physical rung), ``L`` (a multiple of 4, 4 to 32), ``n_rungs``
@@ -44,8 +74,8 @@ class ReplicaExplorer(Explorer):
     pair). The defaults (β = 6, L = 8, five rungs 0.5 apart, maps off, 512 draws) take about
     a second; each map adds a few seconds.
 
-    Args:
-        map_steps, map_layers: the T-REX maps' training steps and coupling layers.
+    Args (of :class:`MapExplorer`):
+        map_steps, map_layers: the T-REX maps' training steps (60) and coupling layers.
         seed: seeds the draws and the maps.
         **kwargs: passed to :class:`~lqft_lab.widgets.explore.Explorer`.
 
@@ -63,24 +93,11 @@ class ReplicaExplorer(Explorer):
         "n_steps": Field("sampling steps (exact draws per rung)", int, 512, low=2, high=16384),
     }
     figsize = (9.0, 3.4)
-
-    def __init__(
-        self,
-        *,
-        map_steps: int = 60,
-        map_layers: int = 8,
-        seed: int = 0,
-        **kwargs,
-    ):
-        self.map_steps = checks.integer("map_steps", map_steps, low=1)
-        self.map_layers = checks.integer("map_layers", map_layers, low=1)
-        self.seed = checks.integer("seed", seed, low=0, high=2**62)
-        super().__init__(**kwargs)
+    default_map_steps = 60
 
     def check(self, params: dict) -> dict:
         """``L`` a multiple of 4 and the ladder at ``β >= 0`` (sentences naming the knob)."""
-        if params["L"] % 4:
-            raise ValueError(f"L must be a multiple of 4 (the maps' stripes), got {params['L']}")
+        params = super().check(params)
         lowest = params["beta"] - (params["n_rungs"] - 1) * params["spacing"]
         if lowest < 0:
             raise ValueError(
