@@ -66,10 +66,19 @@ def _odd_norm2(action: PseudofermionAction, phi: torch.Tensor) -> torch.Tensor:
     return (odd * (phi.conj() * phi).real).flatten(1).sum(dim=1)
 
 
-def joint_action(action: PseudofermionAction, theta: torch.Tensor, phi: torch.Tensor):
+def joint_action(
+    action: PseudofermionAction, theta: torch.Tensor, phi: torch.Tensor, dense: bool = False
+):
     """``S_g + S_pf``, plus ``|φ_o|²`` on the odd sites with ``action.even_odd`` (module
-    docstring); ``(B,)``, differentiable in ``theta`` and ``phi``."""
-    S = action(theta, phi)
+    docstring); ``(B,)``, differentiable in ``theta`` and ``phi``. With ``dense``, ``S_pf``
+    by a dense solve with ``D†`` instead of CG (small lattices, accurate near zero modes):
+    :meth:`~lqft_lab.actions.PseudofermionAction.dense_fermion_action`."""
+    if not isinstance(dense, bool):
+        raise checks.ArgumentKindError(f"dense must be True or False, got {dense!r}")
+    if dense:
+        S = action.gauge(theta) + action.dense_fermion_action(theta, phi)
+    else:
+        S = action(theta, phi)
     if action.even_odd:
         S = S + _odd_norm2(action, phi).to(S.dtype)
     return S

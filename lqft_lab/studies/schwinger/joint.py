@@ -144,6 +144,10 @@ def joint_ess(
     :class:`~lqft_lab.actions.SchwingerAction`: small lattices); the joint one
     ``-S(θ, φ) - log q(θ) - log q(φ | θ)`` with ``φ ~ q(· | θ)``. With the exact conditional
     the two are equal draw by draw; any other ``q(φ | θ)`` has a lower ESS in expectation.
+    ``S_pf`` is computed by a dense solve with ``D†``, not CG: the flow's draws include
+    configurations near a zero mode of ``D``, where CG on ``D†D`` cannot reach a tight
+    tolerance (its floor is about ``eps · cond(D†D)``), while ``D``'s own conditioning is
+    the square root of that.
 
     Args:
         gauge_model: the U(1) flow ``q(θ)``.
@@ -168,7 +172,8 @@ def joint_ess(
             logw["marginal"].append(-marginal_action(theta) - logq_theta)
             for name, model in conditionals.items():
                 phi, logq_phi = model.sample(theta, generator)
-                logw[name].append(-joint_action(action, theta, phi) - logq_theta - logq_phi)
+                S = joint_action(action, theta, phi, dense=True)
+                logw[name].append(-S - logq_theta - logq_phi)
     return {name: ess(torch.cat(parts)) for name, parts in logw.items()}
 
 
