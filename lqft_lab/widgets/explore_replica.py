@@ -41,7 +41,8 @@ class MapExplorer(Explorer):
     of 4 (the maps' stripes). Subclasses set ``default_map_steps``.
 
     Args:
-        map_steps: training steps of each map (default: the subclass's).
+        map_steps: training steps of each map (``-1``, the default: the subclass's
+            ``default_map_steps``).
         map_layers: coupling layers of each map.
         seed: seeds the draws and the maps.
         **kwargs: passed to :class:`~lqft_lab.widgets.explore.Explorer`.
@@ -49,10 +50,8 @@ class MapExplorer(Explorer):
 
     default_map_steps = 60
 
-    def __init__(
-        self, *, map_steps: int | None = None, map_layers: int = 8, seed: int = 0, **kwargs
-    ):
-        map_steps = self.default_map_steps if map_steps is None else map_steps
+    def __init__(self, *, map_steps: int = -1, map_layers: int = 8, seed: int = 0, **kwargs):
+        map_steps = self.default_map_steps if map_steps == -1 else map_steps  # -1: the default
         self.map_steps = checks.integer("map_steps", map_steps, low=1)
         self.map_layers = checks.integer("map_layers", map_layers, low=1)
         self.seed = checks.integer("seed", seed, low=0, high=2**62)
