@@ -32,6 +32,7 @@ from scipy.special import ive
 from .. import checks
 from ..actions import U1WilsonAction
 from ..analysis.derivatives import (
+    DerivativeEstimate,
     covariance_derivative,
     flowed_difference,
     independent_difference,
@@ -62,6 +63,8 @@ __all__ = [
     "reweighting_overlap",
     "plaquette_transport",
     "exact_draws",
+    "fh_chain_estimates",
+    "chain_table",
 ]
 
 #: The two observables, by the name the results use.
@@ -100,6 +103,9 @@ class CorrelatedSizes:
         delta: the half-step ``δ`` of the finite differences.
         map_steps, map_layers, map_batch: training of the flowed maps ``f_±``.
         flow_Ls: the lattices where maps are trained (the flowed estimator elsewhere: none).
+        chain: ``(chains, sweeps)`` of the heatbath run at ``(β, L = 16)`` whose
+            configurations the estimators are applied to as a Markov chain: many short
+            chains, since each keeps the topological sector of its exact start.
     """
 
     betas: tuple[float, ...] = (4.0, 6.0)
@@ -111,6 +117,7 @@ class CorrelatedSizes:
     map_layers: int = 8
     map_batch: int = 256
     flow_Ls: tuple[int, ...] = (8, 16, 32)
+    chain: tuple[int, int] = (256, 250)
 
     def __post_init__(self):
         betas = tuple(_checks.reals("betas", self.betas, low=0.0))
@@ -128,6 +135,7 @@ class CorrelatedSizes:
             checks.integer(name, getattr(self, name), low=1)
         checks.integer("map_batch", self.map_batch, low=2)
         checks.positive("delta", self.delta)
+        _checks.chains_and_steps("chain", self.chain, min_steps=8)
         object.__setattr__(self, "betas", betas)
         object.__setattr__(self, "Ls", Ls)
         object.__setattr__(self, "flow_Ls", flow_Ls)
@@ -148,6 +156,7 @@ class CorrelatedSizes:
                 map_steps=150,
                 map_batch=64,
                 flow_Ls=(8, 16),
+                chain=(64, 75),
             )
         unknown = sorted(set(changes) - set(cls.__dataclass_fields__))
         if unknown:
@@ -575,3 +584,85 @@ def plaquette_transport(beta: float, beta_new: float, phi) -> np.ndarray:
         return out / out[-1]
 
     return np.interp(np.interp(phi, grid, cdf(beta)), cdf(beta_new), grid)
+
+
+def fh_chain_estimates(
+    beta: float,
+    L: int,
+    chains: int,
+    sweeps: int,
+    coefficients,
+    *,
+    loop_field: LoopField | None = None,
+    delta: float = 0.25,
+    thermalize: int = 20,
+    seed: int = 0,
+    progress: bool = False,
+) -> dict[str, DerivativeEstimate]:
+    """``d⟨cos θ_P⟩/dβ`` on heatbath chains at ``β`` (as a production run would have them):
+    ``Cov(O, E)``, reweighting to ``β ± δ`` and the Stein estimator with ``coefficients``
+    of ``loop_field`` (fitted beforehand, e.g. on exact draws: :meth:`LoopField.fit`).
+
+    :class:`~lqft_lab.samplers.U1Heatbath` (one overrelaxation sweep per step), each chain
+    started from an exact draw (:func:`exact_draws`), ``thermalize`` steps discarded. At
+    large ``β`` the heatbath keeps each chain's topological charge for thousands of sweeps;
+    exact starts give the chains the right mixture of sectors, where a cold start would
+    leave every chain at ``Q = 0`` and bias the derivative by ``O(1/V)``. Each chain is a
+    replica of the Γ-method, so every error carries the estimator's own ``τ_int``, and the
+    variance per configuration is ``2τ_int`` times the independent one. A frozen sector is
+    a fluctuation no window of a short chain can see; the starts sample the sectors, so
+    many short chains are better than few long ones here.
+
+    Raises:
+        TypeError, ValueError: naming the argument.
+    """
+    from ..samplers import U1Heatbath, run_chain
+
+    beta = checks.real("beta", beta, low=0)
+    L = checks.integer("L", L, low=4)
+    chains, sweeps = _checks.chains_and_steps("chains, sweeps", (chains, sweeps), min_steps=8)
+    thermalize = checks.integer("thermalize", thermalize, low=0)
+    loop_field = LoopField() if loop_field is None else loop_field
+    _checks.instance("loop_field", loop_field, LoopField)
+    probe = loop_field.features(torch.zeros(1, 2, L, L, dtype=torch.float64), beta)
+    probe.residual(coefficients)  # refuses coefficients of the wrong shape, or not finite
+    observables = {
+        "plaquette": plaquette,
+        "energy": lambda theta: -U1WilsonAction(1.0)(theta),
+        "residual": lambda theta: loop_field.features(theta, beta).residual(coefficients),
+        "grad_term": lambda theta: loop_field.features(theta, beta).plaquette_gradient(
+            coefficients
+        ),
+    }
+    generator = torch.Generator().manual_seed(_checks.seed("seed", seed))
+    chain = run_chain(
+        U1Heatbath(U1WilsonAction(beta)),
+        exact_draws(chains, L, beta, generator),
+        sweeps,
+        generator,
+        observables,
+        thermalize=thermalize,
+        progress=progress,
+    )
+    obs = chain.observables  # (T, chains) each
+    return {
+        "covariance": covariance_derivative(obs["plaquette"], obs["energy"]),
+        "reweighted": reweighted_difference(obs["plaquette"], obs["energy"], delta),
+        "stein": stein_derivative(obs["plaquette"], obs["residual"], obs["grad_term"]),
+    }
+
+
+def chain_table(estimates: dict, exact: float, exact_difference: float) -> str:
+    """A markdown table of :func:`fh_chain_estimates`: estimate, target, pull, ``τ_int``
+    and the variance per configuration (``2τ_int`` included)."""
+    lines = [
+        "| estimator | estimate | exact target | pull | τ_int | variance / config |",
+        "|---|---|---|---|---|---|",
+    ]
+    for method, est in estimates.items():
+        target = exact_difference if method in ("independent", "reweighted", "flowed") else exact
+        lines.append(
+            f"| {_method_label(method)} | {est.value:.6f} ± {est.error:.6f} | {target:.6f} | "
+            f"{est.pull(target):+.2f} | {est.tau_int:.2f} | {est.variance:.3g} |"
+        )
+    return "\n".join(lines)
