@@ -80,7 +80,7 @@ class CorrelatedExplorer(MapExplorer):
     fields = {
         "beta": Field("β", float, 6.0, low=0.5, high=20.0),
         "L": Field("L (multiple of 4)", int, 8, low=4, high=32),
-        "delta": Field("δ (finite-difference half-step)", float, 0.25, low=0.01, high=2.0),
+        "delta": Field("δ (half-step)", float, 0.25, low=0.01, high=2.0),
         "observable": Field("observable", str, "plaquette", choices=("plaquette", "chi_t")),
         "flowed": Field("flowed maps f±", str, "off", choices=("off", "on")),
         "n_steps": Field("sampling steps (exact draws)", int, 1024, low=64, high=65536),
