@@ -123,6 +123,10 @@ def test_estimators_on_heatbath_chains():
         assert abs(est.pull(target)) < 4, (method, est)
         assert est.n_configs == 8 * 150 and 0.4 < est.tau_int < 3, (method, est)
     assert estimates["stein"].variance < estimates["covariance"].variance / 5
-    assert chain_table(estimates, exact, quotient).count("\n") == 1 + 3
+    reference = fh_estimates(beta, L, 64, train_draws=64, methods=("covariance",))
+    assert reference.target("plaquette", "reweighted") == pytest.approx(quotient, rel=1e-12)
+    assert chain_table(estimates, reference).count("\n") == 1 + 3
+    with pytest.raises(TypeError, match="reference"):
+        chain_table(estimates, exact)
     with pytest.raises(ValueError, match="coefficients"):
         fh_chain_estimates(beta, L, 2, 10, [1.0])

@@ -131,6 +131,10 @@ def test_features_are_the_gradients_dot_products_and_the_field_is_gauge_covarian
     expected = (field.gradients(theta) * grad_e[:, None]).flatten(2).sum(2)
     torch.testing.assert_close(features.grad_energy, expected, rtol=1e-12, atol=1e-12)
     c = torch.randn(field.n_terms, generator=gen, dtype=torch.float64).numpy()
+    # R = E + β ∇E·v + ∇·v, assembled as the chain study assembles it: E + β V (∇O·v) + ∇·v
+    energy = -U1WilsonAction(1.0)(theta)
+    assembled = energy + 3.0 * 36 * features.plaquette_gradient(c) + field.divergence(theta, c)
+    torch.testing.assert_close(features.residual(c), assembled, rtol=1e-12, atol=1e-12)
     gauged = random_gauge_transform(theta, generator=gen)
     torch.testing.assert_close(field(gauged, c), field(theta, c), rtol=1e-10, atol=1e-10)
     torch.testing.assert_close(

@@ -73,9 +73,7 @@ def joint_action(
     docstring); ``(B,)``, differentiable in ``theta`` and ``phi``. With ``dense``, ``S_pf``
     by a dense solve with ``D†`` instead of CG (small lattices, accurate near zero modes):
     :meth:`~lqft_lab.actions.PseudofermionAction.dense_fermion_action`."""
-    if not isinstance(dense, bool):
-        raise checks.ArgumentKindError(f"dense must be True or False, got {dense!r}")
-    if dense:
+    if checks.boolean("dense", dense):
         S = action.gauge(theta) + action.dense_fermion_action(theta, phi)
     else:
         S = action(theta, phi)

@@ -65,10 +65,29 @@ __all__ = [
     "exact_draws",
     "fh_chain_estimates",
     "chain_table",
+    "exact_targets",
+    "METHODS",
 ]
 
 #: The two observables, by the name the results use.
 OBSERVABLES = ("plaquette", "chi_t")
+#: The estimators, in the order the tables list them.
+METHODS = ("independent", "covariance", "reweighted", "flowed", "stein")
+#: The finite-δ estimators: unbiased for the difference quotient, not the derivative.
+FINITE_DELTA = ("independent", "reweighted", "flowed")
+
+
+def exact_targets(beta: float, L: int, delta: float) -> tuple[dict, dict]:
+    """``({observable: d⟨O⟩/dβ}, {observable: [⟨O⟩_{β+δ} - ⟨O⟩_{β-δ}]/2δ})``, exact."""
+    exact = {
+        "plaquette": u1_plaquette_derivative(beta, L),
+        "chi_t": u1_susceptibility_derivative(beta, L),
+    }
+    quotient = {
+        name: (fn(beta + delta, L) - fn(beta - delta, L)) / (2 * delta)
+        for name, fn in (("plaquette", u1_plaquette), ("chi_t", u1_topological_susceptibility))
+    }
+    return exact, quotient
 
 
 #: Plaquettes per call of the exact sampler: its rejection rounds hold about 400 bytes per
@@ -122,8 +141,9 @@ class CorrelatedSizes:
     def __post_init__(self):
         betas = tuple(_checks.reals("betas", self.betas, low=0.0))
         Ls = tuple(_checks.integers("Ls", self.Ls, low=4))
-        flow_Ls = self.flow_Ls  # may be empty: no maps
-        flow_Ls = tuple(_checks.integers("flow_Ls", flow_Ls, low=4)) if flow_Ls != () else ()
+        flow_Ls = self.flow_Ls  # may be empty (tuple or list): no maps
+        empty = isinstance(flow_Ls, (tuple, list)) and not flow_Ls
+        flow_Ls = () if empty else tuple(_checks.integers("flow_Ls", flow_Ls, low=4))
         for L in (*Ls, *flow_Ls):
             if L % 4:
                 raise ValueError(f"every L must be a multiple of 4 (the flows' stripes), got {L}")
@@ -212,12 +232,12 @@ def train_fh_maps(
 
     maps, history, t0 = {}, {}, time.perf_counter()
     for k, (name, sign) in enumerate((("plus", 1), ("minus", -1))):
-        flow = identity_flow(L, n_layers=n_layers, seed=seed + k)
+        flow = identity_flow(L, n_layers=n_layers, seed=seed + k).to(device)
         history[name] = train_replica_map(
             flow,
             source,
             U1WilsonAction(beta + sign * delta),
-            exact_draw(source, L),
+            draw,
             n_steps=n_steps,
             batch_size=batch_size,
             lr=3e-3,
@@ -268,8 +288,7 @@ class FHResult:
     def target(self, observable: str, method: str) -> float:
         """The exact value ``method`` is unbiased for: the difference quotient for the
         finite-``δ`` estimators, the derivative for the others."""
-        finite = method in ("independent", "reweighted", "flowed")
-        return (self.exact_difference if finite else self.exact)[observable]
+        return (self.exact_difference if method in FINITE_DELTA else self.exact)[observable]
 
     def pull(self, observable: str, method: str) -> float:
         return self.estimates[observable][method].pull(self.target(observable, method))
@@ -316,11 +335,10 @@ def fh_estimates(
     if beta - delta < 0:
         raise ValueError(f"beta - delta must be >= 0, got beta={beta}, delta={delta}")
     seed = _checks.seed("seed", seed)
-    all_methods = ("independent", "covariance", "reweighted", "flowed", "stein")
     explicit = methods is not None
-    methods = tuple(methods) if explicit else all_methods
+    methods = tuple(methods) if explicit else METHODS
     for m in methods:
-        checks.choice("method", m, all_methods)
+        checks.choice("method", m, METHODS)
     if maps is not None:
         _checks.instance("maps", maps, FHMaps)
         same = maps.L == L and all(
@@ -408,14 +426,7 @@ def fh_estimates(
             estimates[name]["stein"] = stein_derivative(obs[name], features.residual(c), grad_term)
         seconds["stein"] = time.perf_counter() - t0
 
-    exact = {
-        "plaquette": u1_plaquette_derivative(beta, L),
-        "chi_t": u1_susceptibility_derivative(beta, L),
-    }
-    exact_difference = {
-        name: (fn(beta + delta, L) - fn(beta - delta, L)) / (2 * delta)
-        for name, fn in (("plaquette", u1_plaquette), ("chi_t", u1_topological_susceptibility))
-    }
+    exact, exact_difference = exact_targets(beta, L, delta)
     return FHResult(
         beta,
         L,
@@ -624,15 +635,16 @@ def fh_chain_estimates(
     thermalize = checks.integer("thermalize", thermalize, low=0)
     loop_field = LoopField() if loop_field is None else loop_field
     _checks.instance("loop_field", loop_field, LoopField)
-    probe = loop_field.features(torch.zeros(1, 2, L, L, dtype=torch.float64), beta)
-    probe.residual(coefficients)  # refuses coefficients of the wrong shape, or not finite
+    coefficients = loop_field.check_coefficients(coefficients)
+    # one loop-gradient pass per step: R = E + β V (∇O·v) + ∇·v for O = E/V
+    # (SteinFeatures.residual), with ∇·v from the potentials alone
     observables = {
         "plaquette": plaquette,
         "energy": lambda theta: -U1WilsonAction(1.0)(theta),
-        "residual": lambda theta: loop_field.features(theta, beta).residual(coefficients),
         "grad_term": lambda theta: loop_field.features(theta, beta).plaquette_gradient(
             coefficients
         ),
+        "divergence": lambda theta: loop_field.divergence(theta, coefficients),
     }
     generator = torch.Generator().manual_seed(_checks.seed("seed", seed))
     chain = run_chain(
@@ -645,22 +657,25 @@ def fh_chain_estimates(
         progress=progress,
     )
     obs = chain.observables  # (T, chains) each
+    residual = obs["energy"] + beta * L * L * obs["grad_term"] + obs["divergence"]
     return {
         "covariance": covariance_derivative(obs["plaquette"], obs["energy"]),
         "reweighted": reweighted_difference(obs["plaquette"], obs["energy"], delta),
-        "stein": stein_derivative(obs["plaquette"], obs["residual"], obs["grad_term"]),
+        "stein": stein_derivative(obs["plaquette"], residual, obs["grad_term"]),
     }
 
 
-def chain_table(estimates: dict, exact: float, exact_difference: float) -> str:
-    """A markdown table of :func:`fh_chain_estimates`: estimate, target, pull, ``τ_int``
-    and the variance per configuration (``2τ_int`` included)."""
+def chain_table(estimates: dict, reference: FHResult) -> str:
+    """A markdown table of :func:`fh_chain_estimates`: estimate, target (``reference``'s,
+    a result at the same ``(β, L, δ)``), pull, ``τ_int`` and the variance per configuration
+    (``2τ_int`` included)."""
+    _checks.instance("reference", reference, FHResult)
     lines = [
         "| estimator | estimate | exact target | pull | τ_int | variance / config |",
         "|---|---|---|---|---|---|",
     ]
     for method, est in estimates.items():
-        target = exact_difference if method in ("independent", "reweighted", "flowed") else exact
+        target = reference.target("plaquette", method)
         lines.append(
             f"| {_method_label(method)} | {est.value:.6f} ± {est.error:.6f} | {target:.6f} | "
             f"{est.pull(target):+.2f} | {est.tau_int:.2f} | {est.variance:.3g} |"

@@ -41,8 +41,6 @@ from .explore_replica import MapExplorer
 
 __all__ = ["CorrelatedExplorer"]
 
-#: The estimators in the study's order; ``"flowed"`` runs only with trained maps.
-METHODS = ("independent", "covariance", "reweighted", "flowed", "stein")
 
 #: Row labels of the figure.
 LABELS = {
@@ -68,7 +66,7 @@ class CorrelatedExplorer(MapExplorer):
     the maps add about ten seconds at L = 8.
 
     Args (of :class:`~lqft_lab.widgets.explore_replica.MapExplorer`):
-        map_steps, map_layers: the maps' training steps (80) and coupling layers.
+        map_steps, map_layers: the maps' training steps (60) and coupling layers.
         seed: seeds the draws and the maps.
         **kwargs: passed to :class:`~lqft_lab.widgets.explore.Explorer`.
 
@@ -86,7 +84,6 @@ class CorrelatedExplorer(MapExplorer):
         "n_steps": Field("sampling steps (exact draws)", int, 1024, low=64, high=65536),
     }
     figsize = (9.0, 3.4)
-    default_map_steps = 80
 
     def check(self, params: dict) -> dict:
         """``L`` a multiple of 4 and ``β - δ >= 0`` (sentences naming the knobs)."""
@@ -100,16 +97,11 @@ class CorrelatedExplorer(MapExplorer):
 
     def work(self, params, report, stopped) -> None:
         """Train the maps (when flowed is on), then every estimator on one set of draws."""
-        from ..exact import u1_plaquette_derivative, u1_susceptibility_derivative
-        from ..exact.u1 import u1_plaquette, u1_topological_susceptibility
-        from ..studies.correlated import fh_estimates, train_fh_maps
+        from ..studies.correlated import METHODS, exact_targets, fh_estimates, train_fh_maps
 
         beta, L, delta, n = params["beta"], params["L"], params["delta"], params["n_steps"]
         observable, flowed = params["observable"], params["flowed"] == "on"
-        derivative, mean = {
-            "plaquette": (u1_plaquette_derivative, u1_plaquette),
-            "chi_t": (u1_susceptibility_derivative, u1_topological_susceptibility),
-        }[observable]
+        exact, exact_difference = exact_targets(beta, L, delta)
         methods = [m for m in METHODS if flowed or m != "flowed"]
         state = {
             "beta": beta,
@@ -121,8 +113,8 @@ class CorrelatedExplorer(MapExplorer):
             "errors": [math.nan] * len(methods),
             "variances": [math.nan] * len(methods),
             # the exact lines are known before any draw, so the first figure shows them
-            "exact": derivative(beta, L),
-            "exact_difference": (mean(beta + delta, L) - mean(beta - delta, L)) / (2 * delta),
+            "exact": exact[observable],
+            "exact_difference": exact_difference[observable],
         }
         maps = None
         if flowed:
@@ -150,8 +142,6 @@ class CorrelatedExplorer(MapExplorer):
                 "values": [e.value for e in estimates.values()],
                 "errors": [e.error for e in estimates.values()],
                 "variances": [e.variance for e in estimates.values()],
-                "exact": result.exact[observable],
-                "exact_difference": result.exact_difference[observable],
                 "detail": f"{n} draws, {len(estimates)} estimators",
             }
         )
@@ -161,6 +151,8 @@ class CorrelatedExplorer(MapExplorer):
         ax, ax_var = fig.subplots(1, 2, sharey=True, width_ratios=(3, 2))
         methods = state["methods"]
         y = np.arange(len(methods))[::-1]  # the first method on top
+        from ..studies.correlated import METHODS
+
         colors = [f"C{METHODS.index(m)}" for m in methods]
         rows = zip(y, state["values"], state["errors"], colors, strict=True)
         for yi, value, error, color in rows:

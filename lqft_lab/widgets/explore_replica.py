@@ -38,20 +38,16 @@ __all__ = ["ReplicaExplorer"]
 class MapExplorer(Explorer):
     """An explorer that trains U(1) maps between couplings (notebooks 05 and 06): the
     maps' training steps and layers and the seed as keyword arguments, and ``L`` a multiple
-    of 4 (the maps' stripes). Subclasses set ``default_map_steps``.
+    of 4 (the maps' stripes).
 
     Args:
-        map_steps: training steps of each map (``-1``, the default: the subclass's
-            ``default_map_steps``).
+        map_steps: training steps of each map.
         map_layers: coupling layers of each map.
         seed: seeds the draws and the maps.
         **kwargs: passed to :class:`~lqft_lab.widgets.explore.Explorer`.
     """
 
-    default_map_steps = 60
-
-    def __init__(self, *, map_steps: int = -1, map_layers: int = 8, seed: int = 0, **kwargs):
-        map_steps = self.default_map_steps if map_steps == -1 else map_steps  # -1: the default
+    def __init__(self, *, map_steps: int = 60, map_layers: int = 8, seed: int = 0, **kwargs):
         self.map_steps = checks.integer("map_steps", map_steps, low=1)
         self.map_layers = checks.integer("map_layers", map_layers, low=1)
         self.seed = checks.integer("seed", seed, low=0, high=2**62)
@@ -92,7 +88,6 @@ class ReplicaExplorer(MapExplorer):
         "n_steps": Field("sampling steps (exact draws per rung)", int, 512, low=2, high=16384),
     }
     figsize = (9.0, 3.4)
-    default_map_steps = 60
 
     def check(self, params: dict) -> dict:
         """``L`` a multiple of 4 and the ladder at ``β >= 0`` (sentences naming the knob)."""

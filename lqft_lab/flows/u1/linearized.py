@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from ... import checks
-from ...actions.u1 import check_links
+from ...actions.u1 import U1WilsonAction, check_links
 from ...observables.gauge import wilson_loop_angles
 
 __all__ = ["LoopField", "SteinFeatures"]
@@ -59,10 +59,13 @@ class SteinFeatures:
     beta: float
     volume: int
 
+    def controls(self) -> torch.Tensor:
+        """``Y_k = β ∇E·∇S̃_k + ∇·∇S̃_k``, ``(B, K)``: ``R = E + Y·c``."""
+        return self.beta * self.grad_energy + self.laplacian
+
     def residual(self, coefficients) -> torch.Tensor:
         """``R = E + β ∇E·v + ∇·v`` for ``v = Σ_k c_k ∇S̃_k``, ``(B,)``."""
-        c = _coefficients(coefficients, self.grad_energy)
-        return self.energy + (self.beta * self.grad_energy + self.laplacian) @ c
+        return self.energy + self.controls() @ _coefficients(coefficients, self.grad_energy)
 
     def plaquette_gradient(self, coefficients) -> torch.Tensor:
         """``∇O·v`` for ``O = ⟨cos θ_P⟩ = E/V``, ``(B,)``; ``V`` is read from the draws."""
@@ -70,13 +73,18 @@ class SteinFeatures:
         return self.grad_energy @ c / self.volume
 
 
-def _coefficients(coefficients, like: torch.Tensor) -> torch.Tensor:
-    c = torch.as_tensor(np.asarray(coefficients, dtype=float), dtype=like.dtype)
-    if c.shape != like.shape[-1:]:
-        raise ValueError(f"coefficients must have shape ({like.shape[-1]},), got {tuple(c.shape)}")
-    if not torch.isfinite(c).all():
+def _check_coefficients(coefficients, n_terms: int) -> np.ndarray:
+    c = np.asarray(coefficients, dtype=float)
+    if c.shape != (n_terms,):
+        raise ValueError(f"coefficients must have shape ({n_terms},), got {c.shape}")
+    if not np.isfinite(c).all():
         raise ValueError("coefficients must be finite")
-    return c.to(like.device)
+    return c
+
+
+def _coefficients(coefficients, like: torch.Tensor) -> torch.Tensor:
+    c = _check_coefficients(coefficients, like.shape[-1])
+    return torch.as_tensor(c, dtype=like.dtype, device=like.device)
 
 
 class LoopField:
@@ -119,6 +127,11 @@ class LoopField:
     @property
     def n_terms(self) -> int:
         return len(self.terms)
+
+    def check_coefficients(self, coefficients) -> np.ndarray:
+        """``coefficients`` as a float64 array ``(K,)``; ``ValueError`` for another shape or
+        a value that is not finite."""
+        return _check_coefficients(coefficients, self.n_terms)
 
     def names(self) -> list[str]:
         """``"cos(m θ) R×T"`` per term, for tables."""
@@ -183,26 +196,29 @@ class LoopField:
         Args:
             theta: draws at ``beta``, ``(B, 2, L0, L1)``.
             beta: their coupling.
-            chunk: configurations per autograd pass (memory).
+            chunk: configurations per pass (memory).
         """
         self._check(theta)
         beta = checks.real("beta", beta, low=0)
         chunk = checks.integer("chunk", chunk, low=1)
         energy, grad_energy, laplacian = [], [], []
         perimeters = self.perimeters().to(theta)
+        unit = U1WilsonAction(1.0)  # S = -E, so its force -∂S/∂θ is ∇E (analytic)
         for part in theta.detach().split(chunk):
+            grad_e = unit.force(part)
+            # ∇S̃_k·∇E for every k in two backward passes, whatever K: the vector-Jacobian
+            # product Σ_k w_k ∇S̃_k is linear in w, so its derivative in w along ∇E is the
+            # Jacobian-vector product (the double-backward trick)
             x = part.clone().requires_grad_(True)
             with torch.enable_grad():
-                e = torch.cos(wilson_loop_angles(x, 1, 1)).flatten(1).sum(1)
-                (grad_e,) = torch.autograd.grad(e.sum(), x, retain_graph=True)
                 s = self.potentials(x)
-                dots = []
-                for k in range(self.n_terms):
-                    (g,) = torch.autograd.grad(s[:, k].sum(), x, retain_graph=True)
-                    dots.append((g * grad_e).flatten(1).sum(1))
-            energy.append(e.detach())
-            grad_energy.append(torch.stack(dots, dim=1).detach())
-            laplacian.append(-(s.detach() * perimeters))
+                w = torch.zeros_like(s, requires_grad=True)
+                (vjp,) = torch.autograd.grad(s, x, grad_outputs=w, create_graph=True)
+                (dots,) = torch.autograd.grad((vjp * grad_e).sum(), w)
+            s = s.detach()
+            energy.append(-unit(part))
+            grad_energy.append(dots)
+            laplacian.append(-s * perimeters)
         return SteinFeatures(
             torch.cat(energy),
             torch.cat(grad_energy),
@@ -234,14 +250,15 @@ class LoopField:
             covariance) when ``b`` does not fluctuate on these draws.
         """
         o = torch.as_tensor(observable).detach().to(torch.float64).cpu()
-        y = (features.beta * features.grad_energy + features.laplacian).double().cpu()
+        y = features.controls().double().cpu()
         if o.shape != features.energy.shape:
             raise ValueError(
                 f"observable must have shape {tuple(features.energy.shape)}, got {tuple(o.shape)}"
             )
         if gradient is None:
             x = torch.zeros_like(y)
-        elif isinstance(gradient, str) and gradient == "plaquette":
+        elif isinstance(gradient, str):
+            checks.choice("gradient", gradient, ("plaquette",))
             x = features.grad_energy.double().cpu() / features.volume
         else:
             x = torch.as_tensor(gradient).detach().double().cpu()
